@@ -1,0 +1,1 @@
+"""The HTTP API: Graphite render API, REST API, live event stream and dashboard files."""

@@ -1,0 +1,57 @@
+"""The FastAPI application: routes, error translation and static files."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from citymesh import __version__
+from citymesh.api import graphite, rest, stream
+from citymesh.api.context import ApiContext
+from citymesh.errors import ConfigError, QueryError
+from citymesh.web import plotly_js_path, static_dir
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ApiContext", "create_app"]
+
+
+def create_app(context: ApiContext) -> FastAPI:
+    """Build the HTTP application around the given services."""
+    app = FastAPI(
+        title="citymesh",
+        version=__version__,
+        description=(
+            "Sensor data of citymesh: a Graphite-compatible render API, a REST API "
+            "of sites, gateways, devices and sensors, and a live event stream."
+        ),
+    )
+    app.state.context = context
+    app.include_router(rest.router)
+    app.include_router(graphite.router)
+    app.include_router(stream.router)
+
+    @app.exception_handler(QueryError)
+    async def _query_error(request: Request, exc: QueryError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+
+    @app.exception_handler(ConfigError)
+    async def _config_error(request: Request, exc: ConfigError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+
+    plotly_js = plotly_js_path()
+
+    @app.get("/static/vendor/plotly.min.js", include_in_schema=False)
+    async def _plotly() -> FileResponse:
+        return FileResponse(plotly_js, media_type="text/javascript")
+
+    app.mount("/static", StaticFiles(directory=static_dir()), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def _index() -> FileResponse:
+        return FileResponse(static_dir() / "index.html", media_type="text/html")
+
+    return app

@@ -1,0 +1,197 @@
+"""The `citymesh` command line: demo, server and gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Coroutine
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from citymesh.config import load_settings
+from citymesh.errors import CitymeshError
+from citymesh.gateway import settings as gateway_settings_module
+from citymesh.gateway.settings import GatewaySettings, ReplaySettings
+from citymesh.server import settings as server_settings_module
+from citymesh.server.settings import ServerSettings
+
+logger = logging.getLogger(__name__)
+
+app = typer.Typer(
+    help="citymesh: sensor meshes to gateways, MQTT, a time-series store and dashboards.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console(stderr=True)
+
+
+class Timestamps(StrEnum):
+    """How replayed readings are stamped."""
+
+    recorded = "recorded"
+    now = "now"
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        force=True,
+    )
+    # amqtt and its state machine library log every client connection at INFO.
+    quiet = max(logging.WARNING, logging.getLevelName(level))
+    for name in ("amqtt", "transitions", "uvicorn.error"):
+        logging.getLogger(name).setLevel(quiet)
+
+
+def _run(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
+    """Run `main(stop)` with Ctrl-C and SIGTERM setting `stop`; a second Ctrl-C aborts."""
+
+    async def wrapper() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def request_stop(signame: str) -> None:
+            if stop.is_set():
+                console.print("[red]second signal: aborting[/red]")
+                raise SystemExit(130)
+            console.print(f"[yellow]{signame}: stopping cleanly (again to abort)[/yellow]")
+            stop.set()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, request_stop, sig.name)
+        await main(stop)
+
+    try:
+        asyncio.run(wrapper())
+    except CitymeshError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def demo(
+    data_dir: Annotated[
+        Path, typer.Option(help="Directory for the store, registry and gateway state.")
+    ] = Path("citymesh-demo"),
+    http_host: Annotated[str, typer.Option(help="Interface of the HTTP API and dashboard.")] = (
+        "127.0.0.1"
+    ),
+    http_port: Annotated[int, typer.Option(help="Port of the HTTP API and dashboard.")] = 8080,
+    broker_port: Annotated[
+        int, typer.Option(help="Port of the embedded MQTT broker; 0 picks a free one.")
+    ] = 0,
+    speed: Annotated[
+        float,
+        typer.Option(
+            help="Recorded seconds replayed per second; 600 is one recorded minute "
+            "per 100 ms, 0 is as fast as possible (needs --timestamps recorded)."
+        ),
+    ] = 600.0,
+    timestamps: Annotated[
+        Timestamps,
+        typer.Option(help="Stamp readings with the recorded time, or shift them to now."),
+    ] = Timestamps.now,
+    loop: Annotated[
+        bool, typer.Option(help="Start the recordings over when they end (with --timestamps now).")
+    ] = True,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+) -> None:
+    """Run the whole platform on this machine, replaying real recorded sensor data."""
+    from citymesh.demo import demo_settings, run_demo
+    from citymesh.server.runner import DataCentre
+
+    _setup_logging(log_level.upper())
+    try:
+        settings = demo_settings(data_dir, http_host, http_port, broker_port)
+        replay = ReplaySettings(
+            speed=speed, timestamps=timestamps.value, loop=loop and timestamps == Timestamps.now
+        )
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+    def ready(centre: DataCentre) -> None:
+        console.print(
+            f"\n[bold green]citymesh demo running[/bold green]\n"
+            f"  dashboard:  {centre.http_url}/\n"
+            f"  API docs:   {centre.http_url}/docs\n"
+            f"  MQTT:       {centre.broker_address}\n"
+            f"  data:       {data_dir.resolve()}\n"
+            f"Press Ctrl-C to stop.\n"
+        )
+
+    _run(lambda stop: run_demo(settings, replay, stop, on_ready=ready))
+
+
+@app.command()
+def server(
+    config: Annotated[
+        Path | None, typer.Option(help="TOML settings file; environment CITYMESH_* overrides it.")
+    ] = None,
+    http_port: Annotated[
+        int | None, typer.Option(help="Port of the HTTP API (overrides [http] port).")
+    ] = None,
+) -> None:
+    """Run the data-centre side: broker (embedded or external), collector, store and API."""
+    from citymesh.server.runner import DataCentre
+
+    overrides: dict[str, Any] = {}
+    if http_port is not None:
+        overrides["http"] = {"port": http_port}
+    try:
+        settings = load_settings(
+            ServerSettings, config, server_settings_module.ENV_PREFIX, overrides=overrides
+        )
+    except CitymeshError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    _setup_logging(settings.log_level)
+
+    async def main(stop: asyncio.Event) -> None:
+        option = "--http-port, [http] port or CITYMESH_HTTP__PORT"
+        async with DataCentre(settings, http_option=option) as centre:
+            console.print(
+                f"[bold green]citymesh server running[/bold green]: API {centre.http_url}/ "
+                f"MQTT {centre.broker_address}"
+            )
+            await stop.wait()
+
+    _run(main)
+
+
+@app.command()
+def gateway(
+    config: Annotated[
+        Path | None,
+        typer.Option(help="TOML settings file; environment CITYMESH_GATEWAY_* overrides it."),
+    ] = None,
+    once: Annotated[
+        bool, typer.Option(help="Exit after the recordings were replayed and delivered.")
+    ] = False,
+) -> None:
+    """Run a gateway agent that replays recorded sensor data to the data centre."""
+    from citymesh.gateway.runner import run_gateway
+
+    try:
+        settings = load_settings(
+            GatewaySettings, config, gateway_settings_module.ENV_PREFIX
+        )
+    except CitymeshError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    _setup_logging(settings.log_level)
+
+    async def main(stop: asyncio.Event) -> None:
+        await run_gateway(settings, stop, exit_when_done=once)
+
+    _run(main)
+
+
+if __name__ == "__main__":
+    app()

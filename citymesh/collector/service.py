@@ -1,0 +1,351 @@
+"""The collector service: MQTT in, validation, batched idempotent writes out."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from types import TracebackType
+
+import aiomqtt
+import numpy as np
+
+from citymesh.collector.events import Event, EventHub
+from citymesh.collector.sequence import SequenceTracker
+from citymesh.collector.stats import CollectorStats
+from citymesh.errors import MessageRejected, StorageError
+from citymesh.protocol.messages import Birth, Death, ReadingsBatch, Status, decode
+from citymesh.protocol.names import series_name
+from citymesh.protocol.quantities import lookup_quantity
+from citymesh.protocol.topics import Channel, parse_topic, uplink_filter
+from citymesh.registry.store import Registry, SensorRef
+from citymesh.server.settings import CollectorSettings
+from citymesh.storage.base import PointsBlock, SeriesMeta, TimeSeriesStore
+from citymesh.transport.address import BrokerAddress
+from citymesh.transport.backoff import Backoff
+
+logger = logging.getLogger(__name__)
+
+# Log the first rejection of each reason at WARNING, later ones at DEBUG with
+# a WARNING summary every this many, so a broken gateway cannot flood the log.
+REJECTION_LOG_EVERY = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class _Accepted:
+    gateway_key: tuple[str, str]
+    seq: int
+    blocks: list[PointsBlock]
+    refs: list[SensorRef]
+    points: int
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Collector:
+    """Subscribes to every gateway's uplink topics and stores valid readings.
+
+    Use as an async context manager: entering starts the receive and write
+    loops; leaving stops receiving, then writes every accepted batch before
+    returning, so no accepted reading is lost on a clean stop.
+    """
+
+    def __init__(
+        self,
+        broker: BrokerAddress,
+        store: TimeSeriesStore,
+        registry: Registry,
+        hub: EventHub,
+        settings: CollectorSettings,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
+        self._broker = broker
+        self._store = store
+        self._registry = registry
+        self._hub = hub
+        self._settings = settings
+        self._username = username
+        self._password = password
+        self.stats = CollectorStats()
+        self._queue: asyncio.Queue[_Accepted | None] = asyncio.Queue(
+            settings.queue_max_batches
+        )
+        self._trackers: dict[tuple[str, str], SequenceTracker] = {}
+        self._steps: dict[str, int] = {}
+        self._receiver: asyncio.Task[None] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self.subscribed = asyncio.Event()
+        self._writing = False
+
+    async def __aenter__(self) -> Collector:
+        self._writer = asyncio.create_task(self._write_loop(), name="collector-writer")
+        self._receiver = asyncio.create_task(
+            self._receive_loop(), name="collector-receiver"
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def stop(self) -> None:
+        """Stop receiving, then write out everything already accepted."""
+        if self._receiver is not None:
+            self._receiver.cancel()
+            await asyncio.gather(self._receiver, return_exceptions=True)
+            self._receiver = None
+        if self._writer is not None:
+            await self._queue.put(None)
+            await self._writer
+            self._writer = None
+            logger.info("collector stopped: %s", self.stats.as_dict())
+
+    def idle(self) -> bool:
+        """Tell whether every accepted batch has been written."""
+        return self._queue.empty() and not self._writing
+
+    async def _receive_loop(self) -> None:
+        backoff = Backoff()
+        while True:
+            try:
+                async with aiomqtt.Client(
+                    self._broker.host,
+                    self._broker.port,
+                    identifier=self._settings.client_id,
+                    username=self._username,
+                    password=self._password,
+                    clean_session=False,
+                    keepalive=30,
+                    timeout=10,
+                ) as client:
+                    await client.subscribe(uplink_filter(self._settings.tenant), qos=1)
+                    logger.info(
+                        "collector connected to %s, subscribed to %s",
+                        self._broker,
+                        uplink_filter(self._settings.tenant),
+                    )
+                    backoff.reset()
+                    self.subscribed.set()
+                    async for message in client.messages:
+                        payload = message.payload
+                        if not isinstance(payload, bytes | bytearray):
+                            payload = str(payload).encode()
+                        await self.handle(message.topic.value, bytes(payload))
+            except aiomqtt.MqttError as exc:
+                self.subscribed.clear()
+                delay = backoff.next_delay()
+                logger.warning(
+                    "collector lost broker %s (%s); reconnecting in %.1f s",
+                    self._broker,
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+
+    async def handle(self, topic: str, payload: bytes) -> None:
+        """Validate one uplink message and queue or apply it; never raises on bad input."""
+        self.stats.messages_received += 1
+        try:
+            where = parse_topic(topic)
+        except ValueError as exc:
+            self._reject(topic, "?", MessageRejected("invalid_topic", str(exc)))
+            return
+        gateway = f"{where.tenant}/{where.gateway}"
+        if not payload and where.channel in (Channel.BIRTH, Channel.STATUS, Channel.DEATH):
+            return  # a cleared retained message
+        try:
+            if where.channel is Channel.READINGS:
+                await self._queue.put(self._accept_readings(where.tenant, where.gateway, payload))
+            elif where.channel is Channel.BIRTH:
+                birth = decode(payload, Birth, self._settings.max_message_bytes)
+                self._check_origin(birth.tenant, birth.gateway, where.tenant, where.gateway)
+                await self._on_birth(birth)
+            elif where.channel is Channel.STATUS:
+                status = decode(payload, Status, self._settings.max_message_bytes)
+                self._check_origin(status.tenant, status.gateway, where.tenant, where.gateway)
+                await asyncio.to_thread(self._registry.record_status, status, _now_ms())
+                self._publish_gateway(where.tenant, where.gateway, status.online)
+            elif where.channel is Channel.DEATH:
+                death = decode(payload, Death, self._settings.max_message_bytes)
+                self._check_origin(death.tenant, death.gateway, where.tenant, where.gateway)
+                await asyncio.to_thread(
+                    self._registry.record_death, where.tenant, where.gateway, _now_ms()
+                )
+                self._publish_gateway(where.tenant, where.gateway, False)
+                logger.warning("gateway %s went offline (last will)", gateway)
+        except MessageRejected as exc:
+            self._reject(topic, gateway, exc)
+
+    def _check_origin(self, tenant: str, gateway: str, topic_tenant: str, topic_gateway: str) -> None:
+        if (tenant, gateway) != (topic_tenant, topic_gateway):
+            raise MessageRejected(
+                "topic_mismatch",
+                f"payload claims {tenant}/{gateway} but arrived on the topic of "
+                f"{topic_tenant}/{topic_gateway}",
+            )
+
+    def _reject(self, topic: str, gateway: str, exc: MessageRejected) -> None:
+        self.stats.rejected[exc.reason] += 1
+        count = self.stats.rejected[exc.reason]
+        if count == 1 or count % REJECTION_LOG_EVERY == 0:
+            logger.warning(
+                "rejected message from gateway %s on %s (%s, %d so far): %s",
+                gateway,
+                topic,
+                exc.reason,
+                count,
+                exc.detail,
+            )
+        else:
+            logger.debug("rejected message from %s on %s: %s", gateway, topic, exc)
+
+    def _accept_readings(self, tenant: str, gateway: str, payload: bytes) -> _Accepted:
+        batch = decode(payload, ReadingsBatch, self._settings.max_message_bytes)
+        self._check_origin(batch.tenant, batch.gateway, tenant, gateway)
+        key = (tenant, gateway)
+        tracker = self._tracker(key)
+        if tracker.is_duplicate(batch.seq):
+            raise MessageRejected(
+                "duplicate_sequence",
+                f"seq {batch.seq} was already accepted (highest {tracker.highest})",
+            )
+        blocks: list[PointsBlock] = []
+        refs: list[SensorRef] = []
+        for item in batch.series:
+            name = series_name(tenant, batch.site, gateway, item.device, item.quantity)
+            step = self._steps.get(name, 60)
+            quantity = lookup_quantity(item.quantity)
+            meta = SeriesMeta(
+                name=name,
+                tenant=tenant,
+                site=batch.site,
+                gateway=gateway,
+                device=item.device,
+                quantity=item.quantity,
+                unit=quantity.unit,
+                step_s=step,
+                tags={"quantity": item.quantity, "unit": quantity.unit, "device": item.device},
+            )
+            points = np.asarray(item.points, dtype=np.float64).reshape(-1, 2)
+            blocks.append(
+                PointsBlock(
+                    meta,
+                    np.asarray([p[0] for p in item.points], dtype=np.int64),
+                    points[:, 1].copy(),
+                )
+            )
+            refs.append(SensorRef(tenant, batch.site, gateway, item.device, item.quantity, step))
+        skipped = tracker.accept(batch.seq)
+        if skipped:
+            self.stats.sequence_gaps += skipped
+            logger.warning(
+                "gateway %s/%s skipped %d sequence numbers before %d: readings may be lost",
+                tenant,
+                gateway,
+                skipped,
+                batch.seq,
+            )
+        self.stats.batches_accepted += 1
+        count = batch.point_count()
+        self.stats.points_accepted += count
+        return _Accepted(key, batch.seq, blocks, refs, count)
+
+    def _tracker(self, key: tuple[str, str]) -> SequenceTracker:
+        tracker = self._trackers.get(key)
+        if tracker is None:
+            saved = self._store.get_state(_state_key(key))
+            tracker = SequenceTracker.loads(saved) if saved else SequenceTracker()
+            self._trackers[key] = tracker
+        return tracker
+
+    async def _on_birth(self, birth: Birth) -> None:
+        for device in birth.devices:
+            for sensor in device.sensors:
+                name = series_name(
+                    birth.tenant, birth.site, birth.gateway, device.device, sensor.quantity
+                )
+                self._steps[name] = sensor.step_s
+        await asyncio.to_thread(self._registry.record_birth, birth, _now_ms())
+        self._publish_gateway(birth.tenant, birth.gateway, True)
+
+    def _publish_gateway(self, tenant: str, gateway: str, online: bool) -> None:
+        self._hub.publish(
+            Event(
+                "gateway",
+                {"tenant": tenant, "gateway": gateway, "online": online, "last_seen": _now_ms()},
+            )
+        )
+
+    async def _write_loop(self) -> None:
+        stopping = False
+        while not stopping:
+            first = await self._queue.get()
+            if first is None:
+                break
+            self._writing = True
+            pending = [first]
+            points = first.points
+            deadline = time.monotonic() + self._settings.batch_max_delay_ms / 1000
+            while points < self._settings.batch_max_points:
+                timeout = deadline - time.monotonic()
+                try:
+                    item = (
+                        self._queue.get_nowait()
+                        if timeout <= 0
+                        else await asyncio.wait_for(self._queue.get(), timeout)
+                    )
+                except (asyncio.QueueEmpty, TimeoutError):
+                    break
+                if item is None:
+                    stopping = True
+                    break
+                pending.append(item)
+                points += item.points
+            await self._flush(pending)
+            self._writing = False
+
+    async def _flush(self, pending: list[_Accepted]) -> None:
+        blocks = [block for item in pending for block in item.blocks]
+        backoff = Backoff(base_s=0.2, cap_s=10.0)
+        while True:
+            try:
+                stored = await asyncio.to_thread(self._store.write, blocks)
+                refs = [ref for item in pending for ref in item.refs]
+                await asyncio.to_thread(self._registry.ensure_sensors, refs)
+                break
+            except StorageError:
+                self.stats.write_failures += 1
+                delay = backoff.next_delay()
+                logger.exception(
+                    "write of %d batches failed; retrying in %.1f s", len(pending), delay
+                )
+                await asyncio.sleep(delay)
+        self.stats.writes += 1
+        self.stats.points_stored += stored
+        keys = {item.gateway_key for item in pending}
+        await asyncio.to_thread(
+            self._store.set_state,
+            {_state_key(k): self._trackers[k].dumps() for k in keys},
+        )
+        self._hub.publish(Event("points", {"points": _points_event(blocks)}))
+        logger.debug("stored %d new points from %d batches", stored, len(pending))
+
+
+def _state_key(key: tuple[str, str]) -> str:
+    return f"sequence/{key[0]}/{key[1]}"
+
+
+def _points_event(blocks: list[PointsBlock]) -> list[dict[str, object]]:
+    return [
+        {"series": block.series.name, "timestamp": int(ts), "value": float(value)}
+        for block in blocks
+        for ts, value in zip(block.timestamps.tolist(), block.values.tolist())
+    ]

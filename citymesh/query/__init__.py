@@ -1,0 +1,1 @@
+"""Graphite-compatible render engine: time parsing, targets, functions, find."""

@@ -1,0 +1,197 @@
+"""Regular time series and the fetch step that builds them from stored points.
+
+Bucketing follows whisper: a point at `t` seconds belongs to the bucket
+starting at `floor(t / step) * step`, and when several points fall into one
+bucket the latest one (largest timestamp) wins, which is the value whisper
+keeps when points arrive in time order. Buckets without points are null (NaN).
+
+Boundaries for a request [from, until), both in epoch seconds:
+
+* the first bucket is the one containing `from`: `floor(from / step) * step`;
+* the last bucket is the last one starting before `until`, so the grid ends at
+  `ceil(until / step) * step` (exclusive);
+* every included bucket is read whole, so its value does not depend on where
+  `from` or `until` falls inside it.
+
+Whisper (1.1) instead starts at the bucket after the one containing `from` and
+ends with the bucket containing `until`. The rule here keeps the half-open
+[from, until) of the store: a point written exactly at `from` is included and
+one written exactly at an aligned `until` is not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from citymesh.query.aggregation import FloatArray, aggregate_buckets
+from citymesh.storage.base import SeriesData, SeriesMeta, TimeSeriesStore
+
+logger = logging.getLogger(__name__)
+
+TagValue = str | int | float | bool
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class TimeSeries:
+    """Values on a regular grid: `values[i]` is the bucket at `start + i * step`.
+
+    `end` is exclusive and equals `start + len(values) * step`. The values
+    array is copied on construction and made read-only.
+    """
+
+    name: str
+    path_expression: str
+    start: int
+    end: int
+    step: int
+    values: FloatArray
+    tags: Mapping[str, TagValue] = field(default_factory=dict)
+    consolidation_func: str = "average"
+    """Aggregation used when the series is consolidated to a coarser step."""
+
+    def __post_init__(self) -> None:
+        values = np.array(self.values, dtype=np.float64).reshape(-1)
+        values.setflags(write=False)
+        object.__setattr__(self, "values", values)
+        object.__setattr__(self, "tags", dict(self.tags))
+        if self.step <= 0:
+            raise ValueError(f"series {self.name}: step must be positive")
+        if self.end != self.start + values.size * self.step:
+            raise ValueError(
+                f"series {self.name}: end {self.end} does not match start "
+                f"{self.start} + {values.size} values * step {self.step}"
+            )
+
+    def __len__(self) -> int:
+        return int(self.values.size)
+
+    @property
+    def timestamps(self) -> npt.NDArray[np.int64]:
+        """Bucket start times in epoch seconds, one per value."""
+        return self.start + self.step * np.arange(self.values.size, dtype=np.int64)
+
+    def derive(self, **changes: object) -> TimeSeries:
+        """Return a copy with the given fields replaced."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+def grid_bounds(from_s: int, until_s: int, step: int) -> tuple[int, int]:
+    """Return the [start, end) bucket grid in seconds covering [from_s, until_s)."""
+    start = from_s // step * step
+    end = -(-until_s // step) * step
+    return start, max(end, start)
+
+
+def bucket_points(data: SeriesData, start: int, end: int, step: int) -> FloatArray:
+    """Place raw millisecond points on the grid [start, end) with latest-wins."""
+    count = (end - start) // step
+    values = np.full(count, np.nan)
+    if data.timestamps.size == 0:
+        return values
+    order = np.argsort(data.timestamps, kind="stable")
+    stamps = data.timestamps[order]
+    points = data.values[order]
+    index = stamps // (step * 1000) - start // step
+    inside = (index >= 0) & (index < count)
+    index = index[inside]
+    points = points[inside]
+    if index.size == 0:
+        return values
+    # Timestamps are sorted, so the last entry of each run of equal bucket
+    # indexes is the latest point of that bucket.
+    is_last = np.append(index[1:] != index[:-1], True)
+    values[index[is_last]] = points[is_last]
+    return values
+
+
+def series_tags(meta: SeriesMeta) -> dict[str, TagValue]:
+    """Return the Graphite tags of a stored series: its tags plus `name`."""
+    tags: dict[str, TagValue] = dict(meta.tags)
+    tags["name"] = meta.name
+    return tags
+
+
+def fetch_series(
+    store: TimeSeriesStore, pattern: str, from_s: int, until_s: int
+) -> list[TimeSeries]:
+    """Read the series matching a glob and bucket them for [from_s, until_s).
+
+    Each series keeps its own `meta.step_s`. Series that exist but have no
+    points in the range come back with all values null.
+    """
+    metas = store.find(pattern)
+    by_step: dict[int, list[SeriesMeta]] = {}
+    for meta in metas:
+        by_step.setdefault(meta.step_s, []).append(meta)
+
+    built: dict[str, TimeSeries] = {}
+    for step, group in by_step.items():
+        start, end = grid_bounds(from_s, until_s, step)
+        names = [meta.name for meta in group]
+        data_by_name = {
+            data.series.name: data
+            for data in store.read(names, start * 1000, end * 1000)
+        }
+        for meta in group:
+            data = data_by_name.get(meta.name)
+            if data is None:
+                values = np.full((end - start) // step, np.nan)
+            else:
+                values = bucket_points(data, start, end, step)
+            built[meta.name] = TimeSeries(
+                name=meta.name,
+                path_expression=pattern,
+                start=start,
+                end=end,
+                step=step,
+                values=values,
+                tags=series_tags(meta),
+            )
+    logger.debug("fetched %d series for %s", len(built), pattern)
+    return [built[meta.name] for meta in metas]
+
+
+def consolidate(series: TimeSeries, step: int, func: str | None = None) -> TimeSeries:
+    """Aggregate a series into aligned buckets of `step` seconds.
+
+    Output buckets start at multiples of `step`; the first and last may cover
+    only part of the input. `func` defaults to the series' consolidation_func.
+    """
+    if step == series.step:
+        return series
+    start = series.start // step * step
+    end = -(-series.end // step) * step
+    count = (end - start) // step
+    buckets = (series.timestamps - start) // step
+    values = aggregate_buckets(
+        series.values, buckets, count, func or series.consolidation_func
+    )
+    return series.derive(start=start, end=end, step=step, values=values)
+
+
+def normalize(
+    series_list: Sequence[TimeSeries],
+) -> tuple[list[TimeSeries], FloatArray, int, int]:
+    """Bring series onto one grid for combining, point by point.
+
+    Every series is consolidated to the least common multiple of all steps.
+    Returns the consolidated series, a (series x points) matrix padded with
+    NaN where a series does not cover the common [start, end), the common
+    start and the common step.
+    """
+    step = math.lcm(*(series.step for series in series_list))
+    aligned = [consolidate(series, step) for series in series_list]
+    start = min(series.start for series in aligned)
+    end = max(series.end for series in aligned)
+    matrix = np.full((len(aligned), (end - start) // step), np.nan)
+    for row, series in enumerate(aligned):
+        offset = (series.start - start) // step
+        matrix[row, offset : offset + len(series)] = series.values
+    return aligned, matrix, start, step

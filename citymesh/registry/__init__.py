@@ -1,0 +1,1 @@
+"""The registry of tenants, sites, gateways, devices and sensors (SQLAlchemy)."""

@@ -1,0 +1,1 @@
+"""The data-centre side assembled: broker, collector, store, registry and HTTP API."""

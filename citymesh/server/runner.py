@@ -1,0 +1,167 @@
+"""Start and stop the data-centre side in one process, in dependency order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+from contextlib import AsyncExitStack
+from types import TracebackType
+
+import uvicorn
+
+from citymesh.api.app import ApiContext, create_app
+from citymesh.collector.events import EventHub
+from citymesh.collector.service import Collector
+from citymesh.errors import ConfigError
+from citymesh.registry.store import Registry
+from citymesh.server.settings import ServerSettings
+from citymesh.storage.duckdb_store import DuckDBStore
+from citymesh.transport.address import BrokerAddress
+from citymesh.transport.broker import EmbeddedBroker
+from citymesh.transport.ports import port_in_use
+
+logger = logging.getLogger(__name__)
+
+# How long the collector may take to subscribe before start-up fails.
+SUBSCRIBE_TIMEOUT_S = 15.0
+# On stop, the collector keeps receiving until no message came for this long,
+# so batches already delivered by the broker are handled before it leaves.
+QUIET_PERIOD_S = 0.3
+QUIET_MAX_WAIT_S = 5.0
+
+
+class _EmbeddedUvicorn(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to its host program."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class DataCentre:
+    """Broker, store, registry, collector and HTTP API, as one async context manager."""
+
+    def __init__(self, settings: ServerSettings, http_option: str = "http.port") -> None:
+        self.settings = settings
+        self._http_option = http_option
+        self._stack = AsyncExitStack()
+        self.broker_address: BrokerAddress | None = None
+        self.store: DuckDBStore | None = None
+        self.registry: Registry | None = None
+        self.collector: Collector | None = None
+        self.hub = EventHub()
+        self._http: _EmbeddedUvicorn | None = None
+        self._http_task: asyncio.Task[None] | None = None
+
+    @property
+    def http_url(self) -> str:
+        """Return the base URL of the HTTP API and dashboard."""
+        http = self.settings.http
+        return f"http://{http.host}:{http.port}"
+
+    async def __aenter__(self) -> DataCentre:
+        try:
+            await self._start()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def _start(self) -> None:
+        settings = self.settings
+        http = settings.http
+        if http.port and port_in_use(http.host, http.port):
+            raise ConfigError(
+                f"cannot serve HTTP on {http.host}:{http.port}: the port is in use. "
+                f"Choose another with {self._http_option}"
+            )
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        store = DuckDBStore(settings.store_path)
+        self.store = store
+        self._stack.callback(store.close)
+        registry = Registry(settings.resolved_registry_url())
+        self.registry = registry
+        self._stack.callback(registry.close)
+
+        broker = settings.broker
+        if broker.mode == "embedded":
+            embedded = EmbeddedBroker(broker.host, broker.port)
+            await self._stack.enter_async_context(embedded)
+            self.broker_address = embedded.address
+        else:
+            self.broker_address = broker.external_address()
+
+        collector = Collector(
+            self.broker_address,
+            store,
+            registry,
+            self.hub,
+            settings.collector,
+            username=broker.username,
+            password=broker.password,
+        )
+        self.collector = collector
+        await self._stack.enter_async_context(collector)
+        self._stack.push_async_callback(self._wait_quiet)
+        try:
+            await asyncio.wait_for(collector.subscribed.wait(), SUBSCRIBE_TIMEOUT_S)
+        except TimeoutError:
+            raise ConfigError(
+                f"the collector could not subscribe at {self.broker_address} within "
+                f"{SUBSCRIBE_TIMEOUT_S:.0f} s; check broker.url and that the broker runs"
+            ) from None
+
+        app = create_app(ApiContext(store=store, registry=registry, hub=self.hub, collector=collector))
+        config = uvicorn.Config(
+            app, host=http.host, port=http.port, log_config=None, access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=3,
+
+        )
+        server = _EmbeddedUvicorn(config)
+        self._http = server
+        self._http_task = asyncio.create_task(server.serve(), name="http-server")
+        self._stack.push_async_callback(self._stop_http)
+        while not server.started:
+            if self._http_task.done():
+                await self._http_task
+                raise ConfigError(
+                    f"HTTP server on {http.host}:{http.port} failed to start; "
+                    f"choose another port with {self._http_option}"
+                )
+            await asyncio.sleep(0.02)
+        if not http.port:
+            sockets = server.servers[0].sockets
+            port = sockets[0].getsockname()[1]
+            self.settings = settings.model_copy(
+                update={"http": http.model_copy(update={"port": port})}
+            )
+        logger.info("HTTP API and dashboard on %s", self.http_url)
+
+    async def _wait_quiet(self) -> None:
+        collector = self.collector
+        if collector is None:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + QUIET_MAX_WAIT_S
+        seen = -1
+        while loop.time() < deadline and seen != collector.stats.messages_received:
+            seen = collector.stats.messages_received
+            await asyncio.sleep(QUIET_PERIOD_S)
+
+    async def _stop_http(self) -> None:
+        if self._http is not None and self._http_task is not None:
+            self.hub.close()
+            self._http.should_exit = True
+            await self._http_task
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stack.aclose()
+        logger.info("data centre stopped")

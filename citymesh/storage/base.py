@@ -1,0 +1,109 @@
+"""The time-series store interface and the value objects that cross it.
+
+Timestamps are integer milliseconds since the Unix epoch (UTC) throughout.
+Implementations are synchronous and thread-safe; async callers run them in a
+worker thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesMeta:
+    """Identity and description of one series."""
+
+    name: str
+    """Dotted Graphite-style name, `<tenant>.<site>.<gateway>.<device>.<quantity>`."""
+    tenant: str
+    site: str
+    gateway: str
+    device: str
+    quantity: str
+    unit: str
+    step_s: int = 60
+    """Nominal seconds between points; /render buckets the series at this step."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PointsBlock:
+    """Points of one series to write, timestamps ascending or not."""
+
+    series: SeriesMeta
+    timestamps: npt.NDArray[np.int64]
+    values: npt.NDArray[np.float64]
+
+    def __post_init__(self) -> None:
+        if self.timestamps.shape != self.values.shape:
+            raise ValueError(
+                f"series {self.series.name}: {self.timestamps.shape[0]} timestamps "
+                f"but {self.values.shape[0]} values"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesData:
+    """Points of one series read back, ordered by timestamp."""
+
+    series: SeriesMeta
+    timestamps: npt.NDArray[np.int64]
+    values: npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class LatestValue:
+    """The newest point of a series."""
+
+    series: SeriesMeta
+    timestamp: int
+    value: float
+
+
+class TimeSeriesStore(Protocol):
+    """What the collector, the query engine and the API need from a store."""
+
+    def write(self, blocks: Sequence[PointsBlock]) -> int:
+        """Store all blocks in one transaction and return the points newly added.
+
+        Writing a point whose (series, timestamp) already exists changes nothing,
+        so a redelivered batch is harmless.
+        """
+        ...
+
+    def read(self, names: Sequence[str], start_ms: int, end_ms: int) -> list[SeriesData]:
+        """Return the points of each named series with start_ms <= t < end_ms.
+
+        Unknown names are left out of the result.
+        """
+        ...
+
+    def find(self, pattern: str) -> list[SeriesMeta]:
+        """Return the series whose names match a Graphite glob, sorted by name."""
+        ...
+
+    def series(self, names: Sequence[str] | None = None) -> list[SeriesMeta]:
+        """Return the metadata of the named series, or of all series."""
+        ...
+
+    def latest(self, names: Sequence[str] | None = None) -> list[LatestValue]:
+        """Return the newest point of each named series, or of all series."""
+        ...
+
+    def get_state(self, key: str) -> str | None:
+        """Return a small value the collector keeps across restarts."""
+        ...
+
+    def set_state(self, items: Mapping[str, str]) -> None:
+        """Store small values the collector keeps across restarts."""
+        ...
+
+    def close(self) -> None:
+        """Flush and release the store."""
+        ...

@@ -1,0 +1,1 @@
+"""MQTT transport: broker addresses, client connections with backoff, the embedded broker."""

@@ -1,0 +1,67 @@
+"""The embedded MQTT broker (amqtt) for single-machine runs."""
+
+from __future__ import annotations
+
+import logging
+from types import TracebackType
+from typing import Any
+
+from amqtt.broker import Broker
+from amqtt.errors import BrokerError
+
+from citymesh.errors import ConfigError, TransportError
+from citymesh.transport.address import BrokerAddress
+from citymesh.transport.ports import free_port, port_in_use
+
+logger = logging.getLogger(__name__)
+
+
+class EmbeddedBroker:
+    """An in-process MQTT 3.1.1 broker listening on one TCP address.
+
+    Port 0 picks a free port; `address` tells which one after start.
+    """
+
+    def __init__(self, host: str, port: int, option_name: str = "broker.port") -> None:
+        self._host = host
+        self._port = port
+        self._option_name = option_name
+        self._broker: Broker | None = None
+        self.address = BrokerAddress(host, port)
+
+    async def __aenter__(self) -> EmbeddedBroker:
+        port = self._port or free_port(self._host)
+        if port_in_use(self._host, port):
+            raise ConfigError(
+                f"cannot start the embedded MQTT broker: {self._host}:{port} is already "
+                f"in use (a Mosquitto on 1883?). Choose another port with "
+                f"{self._option_name}, or 0 for any free port"
+            )
+        config: dict[str, Any] = {
+            "listeners": {"default": {"type": "tcp", "bind": f"{self._host}:{port}"}},
+            "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {
+                    "allow_anonymous": True
+                },
+            },
+        }
+        # TODO: the embedded broker accepts any client; per-gateway credentials
+        # and topic ACLs come with tenant security.
+        self._broker = Broker(config)
+        try:
+            await self._broker.start()
+        except BrokerError as exc:
+            raise TransportError(f"embedded MQTT broker failed to start: {exc}") from exc
+        self.address = BrokerAddress(self._host, port)
+        logger.info("embedded MQTT broker listening on %s", self.address)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._broker is not None:
+            await self._broker.shutdown()
+            logger.info("embedded MQTT broker on %s stopped", self.address)
