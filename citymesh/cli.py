@@ -146,7 +146,11 @@ def server(
         overrides["http"] = {"port": http_port}
     try:
         settings = load_settings(
-            ServerSettings, config, server_settings_module.ENV_PREFIX, overrides=overrides
+            ServerSettings,
+            config,
+            server_settings_module.ENV_PREFIX,
+            overrides=overrides,
+            env_exclude=(gateway_settings_module.ENV_PREFIX,),
         )
     except CitymeshError as exc:
         console.print(f"[red]error:[/red] {exc}")

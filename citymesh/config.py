@@ -31,10 +31,12 @@ def _parse_scalar(text: str) -> Any:
         return text
 
 
-def _env_overrides(prefix: str, environ: Mapping[str, str]) -> dict[str, Any]:
+def _env_overrides(
+    prefix: str, environ: Mapping[str, str], exclude: tuple[str, ...]
+) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     for name, text in environ.items():
-        if not name.startswith(prefix) or not text:
+        if not name.startswith(prefix) or name.startswith(exclude) or not text:
             continue
         path = name[len(prefix) :].lower().split("__")
         target = overrides
@@ -73,16 +75,19 @@ def load_settings(
     env_prefix: str,
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    env_exclude: tuple[str, ...] = (),
 ) -> S:
     """Build settings from a TOML file, the environment and explicit overrides.
 
     Later sources win: file, then environment, then `overrides` (CLI options).
+    Variables starting with one of `env_exclude` belong to another program
+    sharing the prefix and are ignored.
     Every validation error is reported with its key, the bad value and what the
     key accepts.
     """
     data = read_toml(path) if path is not None else {}
     env = os.environ if environ is None else environ
-    data = _merge(data, _env_overrides(env_prefix, env))
+    data = _merge(data, _env_overrides(env_prefix, env, env_exclude))
     if overrides:
         data = _merge(data, overrides)
     source = str(path) if path is not None else "defaults"

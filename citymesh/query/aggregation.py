@@ -61,19 +61,19 @@ def aggregate_buckets(
     """
     name = canonical_aggregation(func)
     valid = ~np.isnan(values)
-    kept = values[valid]
+    non_null = values[valid]
     index = buckets[valid]
     sizes = np.bincount(index, minlength=count)
     filled = sizes > 0
     result = np.full(count, np.nan)
     if name in _VECTORISED:
-        totals = _VECTORISED[name](kept, index, sizes, count)
+        totals = _VECTORISED[name](non_null, index, sizes, count)
         result[filled] = totals[filled]
         return result
 
     reducer = _PER_GROUP[name]
     order = np.argsort(index, kind="stable")
-    groups = np.split(kept[order], np.cumsum(sizes)[:-1])
+    groups = np.split(non_null[order], np.cumsum(sizes)[:-1])
     for bucket in np.flatnonzero(filled):
         result[bucket] = reducer(groups[bucket])
     return result
@@ -89,60 +89,68 @@ def aggregate_columns(matrix: FloatArray, func: str) -> FloatArray:
     return aggregate_buckets(flat, buckets, point_count, func)
 
 
-def _sum(kept: FloatArray, index: IndexArray, sizes: IndexArray, n: int) -> FloatArray:
-    return np.bincount(index, weights=kept, minlength=n).astype(np.float64)
+def _sum(
+    non_null: FloatArray, index: IndexArray, sizes: IndexArray, n: int
+) -> FloatArray:
+    return np.bincount(index, weights=non_null, minlength=n).astype(np.float64)
 
 
 def _average(
-    kept: FloatArray, index: IndexArray, sizes: IndexArray, n: int
+    non_null: FloatArray, index: IndexArray, sizes: IndexArray, n: int
 ) -> FloatArray:
-    totals = np.bincount(index, weights=kept, minlength=n)
+    totals = np.bincount(index, weights=non_null, minlength=n)
     return totals / np.maximum(sizes, 1)
 
 
 def _count(
-    kept: FloatArray, index: IndexArray, sizes: IndexArray, n: int
+    non_null: FloatArray, index: IndexArray, sizes: IndexArray, n: int
 ) -> FloatArray:
     return sizes.astype(np.float64)
 
 
-def _min(kept: FloatArray, index: IndexArray, sizes: IndexArray, n: int) -> FloatArray:
+def _min(
+    non_null: FloatArray, index: IndexArray, sizes: IndexArray, n: int
+) -> FloatArray:
     out = np.full(n, np.inf)
-    np.minimum.at(out, index, kept)
+    np.minimum.at(out, index, non_null)
     return out
 
 
-def _max(kept: FloatArray, index: IndexArray, sizes: IndexArray, n: int) -> FloatArray:
+def _max(
+    non_null: FloatArray, index: IndexArray, sizes: IndexArray, n: int
+) -> FloatArray:
     out = np.full(n, -np.inf)
-    np.maximum.at(out, index, kept)
+    np.maximum.at(out, index, non_null)
     return out
 
 
 def _range(
-    kept: FloatArray, index: IndexArray, sizes: IndexArray, n: int
+    non_null: FloatArray, index: IndexArray, sizes: IndexArray, n: int
 ) -> FloatArray:
-    return _max(kept, index, sizes, n) - _min(kept, index, sizes, n)
+    return _max(non_null, index, sizes, n) - _min(non_null, index, sizes, n)
 
 
-def _last(kept: FloatArray, index: IndexArray, sizes: IndexArray, n: int) -> FloatArray:
+def _last(
+    non_null: FloatArray, index: IndexArray, sizes: IndexArray, n: int
+) -> FloatArray:
     positions = np.full(n, -1, dtype=np.int64)
-    np.maximum.at(positions, index, np.arange(kept.size, dtype=np.int64))
-    return _take(kept, positions)
+    np.maximum.at(positions, index, np.arange(non_null.size, dtype=np.int64))
+    return _take(non_null, positions)
 
 
 def _first(
-    kept: FloatArray, index: IndexArray, sizes: IndexArray, n: int
+    non_null: FloatArray, index: IndexArray, sizes: IndexArray, n: int
 ) -> FloatArray:
-    positions = np.full(n, kept.size, dtype=np.int64)
-    np.minimum.at(positions, index, np.arange(kept.size, dtype=np.int64))
-    return _take(kept, positions)
+    positions = np.full(n, non_null.size, dtype=np.int64)
+    np.minimum.at(positions, index, np.arange(non_null.size, dtype=np.int64))
+    return _take(non_null, positions)
 
 
-def _take(kept: FloatArray, positions: IndexArray) -> FloatArray:
-    """Pick kept[position] where the position is valid and NaN elsewhere."""
-    inside = (positions >= 0) & (positions < kept.size)
+def _take(non_null: FloatArray, positions: IndexArray) -> FloatArray:
+    """Pick non_null[position] where the position is valid and NaN elsewhere."""
+    inside = (positions >= 0) & (positions < non_null.size)
     out = np.full(positions.size, np.nan)
-    out[inside] = kept[positions[inside]]
+    out[inside] = non_null[positions[inside]]
     return out
 
 

@@ -1,4 +1,4 @@
-"""Answer Graphite `/metrics/find` queries: the next level of the metric tree.
+"""Find the next level of the metric tree for Graphite `/metrics/find`.
 
 A query such as `demo.*` matches nodes at its own depth. A node is a leaf
 when a series has exactly that name and a branch when longer series names
@@ -65,7 +65,7 @@ def find_metric_nodes(store: TimeSeriesStore, query: str) -> list[MetricNode]:
 def find_nodes(
     store: TimeSeriesStore, query: str, *, wildcards: bool = False
 ) -> list[dict[str, Any]]:
-    """Answer a find query in graphite-web's `treejson` format.
+    """Return the nodes matching a find query in graphite-web's `treejson` format.
 
     Node ids are the query's prefix plus the node name, as graphite-web builds
     them, so they contain the query's globs when its prefix has any. Nodes
@@ -94,7 +94,7 @@ def find_nodes(
 
 
 def find_completer(store: TimeSeriesStore, query: str) -> dict[str, Any]:
-    """Answer a find query in graphite-web's `completer` format.
+    """Return completions for a find query in graphite-web's `completer` format.
 
     As in graphite-web, `..` in the query becomes `*.` and a `*` is appended
     unless the query ends with one, so `demo.ci` completes to `demo.city`.

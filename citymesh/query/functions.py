@@ -23,7 +23,12 @@ from citymesh.query.aggregation import (
 )
 from citymesh.query.grammar import first_path_expression
 from citymesh.query.registry import EvalContext, FunctionSpec, Param, ParamType
-from citymesh.query.series import TagValue, TimeSeries, normalize
+from citymesh.query.series import (
+    TagValue,
+    TimeSeries,
+    check_point_count,
+    normalize,
+)
 from citymesh.query.timeparse import parse_interval
 
 logger = logging.getLogger(__name__)
@@ -103,6 +108,7 @@ def summarize(
         if not align_to_from:
             start = series.start // interval * interval
         count = -(-(series.end - start) // interval)
+        check_point_count(count, f"summarize of {series.name}")
         buckets = (series.timestamps - start) // interval
         values = aggregate_buckets(series.values, buckets, count, func)
         suffix = ", true" if align_to_from else ""

@@ -62,13 +62,13 @@ class Param:
 
 @dataclass(frozen=True, slots=True)
 class EvalContext:
-    """What a render function may use besides its arguments."""
+    """Request state passed to a render function next to its arguments."""
 
     store: TimeSeriesStore
     from_s: int
     until_s: int
     evaluator: Callable[[Node, EvalContext], list[TimeSeries]]
-    """Evaluates a node under this context; set by the render module."""
+    """Function that evaluates a node under a context, set by the render module."""
     arg_nodes: Mapping[str, Node] = field(default_factory=dict)
     """Syntax tree of each argument of the current call, by parameter name."""
 
@@ -104,7 +104,9 @@ def bind_arguments(
     assigned = _assign_nodes(spec, call)
     bound: dict[str, Any] = {}
     nodes: dict[str, Node] = {}
-    for param in spec.params:
+    # Literal arguments are checked first, so a bad one fails before any fetch.
+    ordered = sorted(spec.params, key=lambda p: p.type is ParamType.SERIES_LIST)
+    for param in ordered:
         given = assigned.get(param.name, [])
         if not given:
             if param.required:

@@ -3,9 +3,9 @@
 maxDataPoints consolidation: a series with n points and n > maxDataPoints is
 averaged into buckets of k = ceil(n / maxDataPoints) points, so its step
 becomes k * step. Buckets start at multiples of the new step, which keeps
-them stable while a dashboard refreshes. Alignment can split the range into
-one bucket more than maxDataPoints; k then grows by one until the series
-fits. Nulls are skipped, and a bucket of only nulls is null.
+them stable while a dashboard refreshes. Because of that alignment the first
+and last buckets may be partial, and the result may hold maxDataPoints + 1
+points. Nulls are skipped, and a bucket of only nulls is null.
 """
 
 from __future__ import annotations
@@ -92,16 +92,11 @@ def evaluate_node(node: Node, context: EvalContext) -> list[TimeSeries]:
 
 
 def consolidate_to_points(series: TimeSeries, max_data_points: int) -> TimeSeries:
-    """Average a series into at most `max_data_points` aligned buckets."""
+    """Average a series into aligned buckets of ceil(n / max_data_points) points."""
     if len(series) <= max_data_points:
         return series
     per_point = math.ceil(len(series) / max_data_points)
-    while True:
-        step = per_point * series.step
-        buckets = -(-series.end // step) - series.start // step
-        if buckets <= max_data_points:
-            return consolidate(series, step)
-        per_point += 1
+    return consolidate(series, per_point * series.step)
 
 
 def to_json(series_list: Sequence[TimeSeries]) -> list[dict[str, Any]]:

@@ -1,9 +1,9 @@
 """Regular time series and the fetch step that builds them from stored points.
 
 Bucketing follows whisper: a point at `t` seconds belongs to the bucket
-starting at `floor(t / step) * step`, and when several points fall into one
-bucket the latest one (largest timestamp) wins, which is the value whisper
-keeps when points arrive in time order. Buckets without points are null (NaN).
+starting at `floor(t / step) * step`. When several points fall into one bucket,
+the latest one (largest timestamp) wins. That is the value whisper keeps when
+points arrive in time order. Buckets without points are null (NaN).
 
 Boundaries for a request [from, until), both in epoch seconds:
 
@@ -30,12 +30,27 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from citymesh.errors import QueryError
 from citymesh.query.aggregation import FloatArray, aggregate_buckets
 from citymesh.storage.base import SeriesData, SeriesMeta, TimeSeriesStore
 
 logger = logging.getLogger(__name__)
 
 TagValue = str | int | float | bool
+
+# Upper bound on the buckets of one series in one request: 1,000,000 float64
+# values are 8 MB, and at a 60 s step they cover about 1.9 years. It stops a
+# long range or a tiny interval from exhausting memory.
+MAX_POINTS = 1_000_000
+
+
+def check_point_count(count: int, what: str) -> None:
+    """Raise QueryError when `what` would hold more than MAX_POINTS buckets."""
+    if count > MAX_POINTS:
+        raise QueryError(
+            f"{what} would hold {count} points, more than the limit of "
+            f"{MAX_POINTS}; request a shorter time range or a longer interval"
+        )
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -134,6 +149,7 @@ def fetch_series(
     built: dict[str, TimeSeries] = {}
     for step, group in by_step.items():
         start, end = grid_bounds(from_s, until_s, step)
+        check_point_count((end - start) // step, f"series {pattern} at step {step}s")
         names = [meta.name for meta in group]
         data_by_name = {
             data.series.name: data

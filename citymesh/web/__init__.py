@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 
 def static_dir() -> Path:
-    """Return the directory holding index.html, the dashboard scripts and CSS."""
+    """Return the directory containing index.html, the dashboard scripts and CSS."""
     return Path(str(resources.files(__name__).joinpath("static")))
 
 

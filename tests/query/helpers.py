@@ -13,7 +13,9 @@ from citymesh.storage.base import SeriesMeta
 T0 = 1_700_000_000 - 1_700_000_000 % 3600
 
 
-def make_meta(name: str, step: int = 60, tags: Mapping[str, str] | None = None) -> SeriesMeta:
+def make_meta(
+    name: str, step: int = 60, tags: Mapping[str, str] | None = None
+) -> SeriesMeta:
     """Build series metadata from a dotted name of five or more nodes."""
     parts = (name.split(".") + ["x"] * 5)[:5]
     return SeriesMeta(

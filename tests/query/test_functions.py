@@ -17,7 +17,9 @@ from .helpers import T0, as_list, make_series
 @pytest.fixture
 def context(store: DuckDBStore) -> EvalContext:
     """A context for calling functions directly on hand-made series."""
-    return EvalContext(store=store, from_s=T0, until_s=T0 + 3600, evaluator=evaluate_node)
+    return EvalContext(
+        store=store, from_s=T0, until_s=T0 + 3600, evaluator=evaluate_node
+    )
 
 
 # sumSeries / averageSeries
@@ -39,7 +41,11 @@ def test_sum_series_tags(context: EvalContext) -> None:
         "a.b.y", T0, 60, [2], path_expression="a.b.*", tags={"unit": "C", "k": "v"}
     )
     (result,) = functions.sum_series(context, [a, b])
-    assert result.tags == {"unit": "C", "name": "sumSeries(a.b.*)", "aggregatedBy": "sum"}
+    assert result.tags == {
+        "unit": "C",
+        "name": "sumSeries(a.b.*)",
+        "aggregatedBy": "sum",
+    }
 
 
 def test_average_series_skips_nulls(context: EvalContext) -> None:
@@ -75,7 +81,8 @@ def test_sum_series_normalises_to_lcm_step(context: EvalContext) -> None:
 
 
 def test_sum_series_lcm_buckets_are_aligned(context: EvalContext) -> None:
-    # a starts mid-bucket at T0+60: bucket T0 holds only 1, bucket T0+120 holds 2, 3.
+    # a starts mid-bucket at T0+60, so bucket T0 contains only 1
+    # and bucket T0+120 contains 2 and 3.
     a = make_series("a", T0 + 60, 60, [1, 2, 3])
     b = make_series("b", T0, 120, [10, 20])
     (result,) = functions.sum_series(context, [a, b])
@@ -159,7 +166,9 @@ def test_summarize_all_null_bucket_is_null(context: EvalContext) -> None:
         ("multiply", [14.0, 5.0]),
     ],
 )
-def test_summarize_functions(context: EvalContext, func: str, expected: list[float]) -> None:
+def test_summarize_functions(
+    context: EvalContext, func: str, expected: list[float]
+) -> None:
     series = make_series("a", T0, 900, [7, None, 1, 2, 5, None, None, None])
     (result,) = functions.summarize(context, [series], "1h", func, False)
     assert as_list(result.values) == pytest.approx(expected)
@@ -185,10 +194,17 @@ def test_scale_values_and_name(context: EvalContext) -> None:
 
 @pytest.mark.parametrize(
     ("factor", "name"),
-    [(2, "scale(a,2)"), (0.0001, "scale(a,0.0001)"), (1e-05, "scale(a,1e-05)"),
-     (-3.0, "scale(a,-3)"), (1234567.0, "scale(a,1.23457e+06)")],
+    [
+        (2, "scale(a,2)"),
+        (0.0001, "scale(a,0.0001)"),
+        (1e-05, "scale(a,1e-05)"),
+        (-3.0, "scale(a,-3)"),
+        (1234567.0, "scale(a,1.23457e+06)"),
+    ],
 )
-def test_scale_name_uses_g_format(context: EvalContext, factor: float, name: str) -> None:
+def test_scale_name_uses_g_format(
+    context: EvalContext, factor: float, name: str
+) -> None:
     (result,) = functions.scale(context, [make_series("a", T0, 60, [1])], factor)
     assert result.name == name
 
@@ -223,9 +239,11 @@ def test_alias_by_node_tag_name(context: EvalContext) -> None:
 
 def test_alias_by_node_out_of_range_raises(context: EvalContext) -> None:
     series = make_series("a.b.c", T0, 60, [1])
-    with pytest.raises(QueryError, match=r"aliasByNode: argument 'nodes' value 3 is out"):
+    with pytest.raises(
+        QueryError, match=r"aliasByNode: argument 'nodes' value 3 is out"
+    ):
         functions.alias_by_node(context, [series], [3])
-    with pytest.raises(QueryError, match="value -4 is out of range for 'a.b.c'"):
+    with pytest.raises(QueryError, match=r"value -4 is out of range for 'a\.b\.c'"):
         functions.alias_by_node(context, [series], [-4])
 
 
@@ -239,7 +257,7 @@ def _minutes(values: dict[int, float]) -> dict[float, float]:
 def test_moving_average_uses_previous_points(
     store: DuckDBStore, write_points: WritePoints
 ) -> None:
-    # Minute m holds value m, minute 6 is missing.
+    # Minute m has value m, and minute 6 is missing.
     write_points("a.b.c", _minutes({m: float(m) for m in range(12) if m != 6}))
     (result,) = evaluate(["movingAverage(a.b.c,3)"], store, T0 + 300, T0 + 600)
     # Output at minute m averages minutes m-3..m-1, nulls skipped.
@@ -284,7 +302,9 @@ def test_moving_average_of_nested_sum(
 ) -> None:
     write_points("a.x.c", _minutes({m: float(m) for m in range(6)}))
     write_points("a.y.c", _minutes({m: 10.0 for m in range(6)}))
-    (result,) = evaluate(["movingAverage(sumSeries(a.*.c),2)"], store, T0 + 180, T0 + 360)
+    (result,) = evaluate(
+        ["movingAverage(sumSeries(a.*.c),2)"], store, T0 + 180, T0 + 360
+    )
     # Sums per minute are 10 + m; windows (1,2) (2,3) (3,4).
     assert as_list(result.values) == [11.5, 12.5, 13.5]
     assert result.name == "movingAverage(sumSeries(a.*.c),2)"
@@ -303,31 +323,59 @@ def test_moving_average_empty_match(store: DuckDBStore) -> None:
         ("fooBar(a.b)", "unknown function 'fooBar' at position 0"),
         ("scale(a.b)", "scale: missing required argument 'factor'"),
         ("scale(a.b, 'x')", "scale: argument 'factor' must be a number, got 'x'"),
-        ("scale(a.b, c.d)", "scale: argument 'factor' must be a number, got the path 'c.d'"),
+        (
+            "scale(a.b, c.d)",
+            "scale: argument 'factor' must be a number, got the path 'c.d'",
+        ),
         ("scale(a.b, true)", "scale: argument 'factor' must be a number, got True"),
         ("scale(a.b, factor=2, foo=1)", "scale: unknown argument 'foo'"),
         ("alias(a.b, 'x', 'y')", "alias: takes at most 2 arguments, got 3"),
         ("sumSeries(5)", "sumSeries: argument 'seriesLists' must be a series list"),
-        ("summarize(a.b, '1x')", "summarize: argument 'intervalString': invalid time unit"),
-        ("summarize(a.b, 3600)", "summarize: argument 'intervalString' must be an interval"),
-        ("summarize(a.b, '1h', 'bogus')", "summarize: argument 'func' must be an aggregation"),
-        ("summarize(a.b, '1h', 'sum', 'yes')", "argument 'alignToFrom' must be true or false"),
-        ("movingAverage(a.b, 0)", "movingAverage: argument 'windowSize' must be a positive"),
-        ("movingAverage(a.b, 2.5)", "movingAverage: argument 'windowSize' must be a positive"),
+        (
+            "summarize(a.b, '1x')",
+            "summarize: argument 'intervalString': invalid time unit",
+        ),
+        (
+            "summarize(a.b, 3600)",
+            "summarize: argument 'intervalString' must be an interval",
+        ),
+        (
+            "summarize(a.b, '1h', 'bogus')",
+            "summarize: argument 'func' must be an aggregation",
+        ),
+        (
+            "summarize(a.b, '1h', 'sum', 'yes')",
+            "argument 'alignToFrom' must be true or false",
+        ),
+        (
+            "movingAverage(a.b, 0)",
+            "movingAverage: argument 'windowSize' must be a positive",
+        ),
+        (
+            "movingAverage(a.b, 2.5)",
+            "movingAverage: argument 'windowSize' must be a positive",
+        ),
         ("aliasByNode(a.b)", "aliasByNode: missing required argument 'nodes'"),
         ("aliasByNode(a.b, 1.5)", "aliasByNode: argument 'nodes' must be a node index"),
-        ("alias(a.b, newName=sumSeries(a.b))", "must be a quoted string, got a call to sumSeries()"),
+        (
+            "alias(a.b, newName=sumSeries(a.b))",
+            "must be a quoted string, got a call to sumSeries()",
+        ),
         ("scale(factor=2)", "scale: missing required argument 'seriesList'"),
         ("scale(a.b, 2, factor=3)", "scale: argument 'factor' given twice"),
     ],
 )
-def test_registry_rejects_bad_arguments(store: DuckDBStore, target: str, message: str) -> None:
+def test_registry_rejects_bad_arguments(
+    store: DuckDBStore, target: str, message: str
+) -> None:
     with pytest.raises(QueryError) as caught:
         evaluate([target], store, T0, T0 + 600)
     assert message in str(caught.value)
 
 
-def test_registry_keyword_arguments(store: DuckDBStore, write_points: WritePoints) -> None:
+def test_registry_keyword_arguments(
+    store: DuckDBStore, write_points: WritePoints
+) -> None:
     write_points("a.b.c", {T0 + 60 * m: 1.0 for m in range(120)})
     (result,) = evaluate(
         ["summarize(seriesList=a.b.c, intervalString='1h', func='count')"],
@@ -352,3 +400,20 @@ def test_registry_specs_have_unique_snake_case_keywords() -> None:
         keywords = [param.python_name for param in spec.params]
         assert len(set(keywords)) == len(keywords), name
         assert all(keyword.islower() for keyword in keywords), name
+
+
+def test_summarize_rejects_too_many_buckets(
+    store: DuckDBStore, write_points: WritePoints
+) -> None:
+    write_points("a.b.c", {T0: 1.0})
+    with pytest.raises(
+        QueryError, match=r"summarize of a\.b\.c would hold 3600000 points"
+    ):
+        evaluate(["summarize(a.b.c, '1s')"], store, T0, T0 + 3_600_000)
+
+
+def test_registry_checks_literals_before_fetch(store: DuckDBStore) -> None:
+    # The inner call is invalid too, but the outer literal is reported first,
+    # which shows that no series argument was evaluated.
+    with pytest.raises(QueryError, match="scale: argument 'factor' must be a number"):
+        evaluate(["scale(fooBar(a.b), 'x')"], store, T0, T0 + 600)

@@ -29,7 +29,7 @@ def test_parse_target_path_expression(path: str) -> None:
 
 
 def test_parse_target_call_with_positional_args() -> None:
-    node = parse_target('summarize(a.b.c, "1h", \'max\')')
+    node = parse_target("summarize(a.b.c, \"1h\", 'max')")
     assert node == Call(
         "summarize",
         (PathExpression("a.b.c", 10), Literal("1h", 17), Literal("max", 23)),
@@ -116,7 +116,9 @@ def test_parse_target_braces_keep_commas() -> None:
         ("a.{b,c(}", "invalid character in alternatives {b,c(}", 2),
     ],
 )
-def test_parse_target_errors_name_position(text: str, problem: str, position: int) -> None:
+def test_parse_target_errors_name_position(
+    text: str, problem: str, position: int
+) -> None:
     with pytest.raises(QueryError) as caught:
         parse_target(text)
     message = str(caught.value)

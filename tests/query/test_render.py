@@ -66,7 +66,9 @@ def test_fetch_latest_timestamp_wins_regardless_of_write_order(
 def test_bucket_points_unsorted_input() -> None:
     data = SeriesData(
         make_meta("a.b.c"),
-        np.array([(T0 + 70) * 1000, (T0 + 10) * 1000, (T0 + 65) * 1000], dtype=np.int64),
+        np.array(
+            [(T0 + 70) * 1000, (T0 + 10) * 1000, (T0 + 65) * 1000], dtype=np.int64
+        ),
         np.array([3.0, 1.0, 2.0]),
     )
     assert as_list(bucket_points(data, T0, T0 + 180, 60)) == [1.0, 3.0, None]
@@ -100,7 +102,9 @@ def test_fetch_glob_keeps_each_step_and_tags(
 # evaluate()
 
 
-def test_evaluate_keeps_target_order(store: DuckDBStore, write_points: WritePoints) -> None:
+def test_evaluate_keeps_target_order(
+    store: DuckDBStore, write_points: WritePoints
+) -> None:
     write_points("a.b.c", {T0: 1.0})
     write_points("x.y.z", {T0: 2.0})
     names = [s.name for s in evaluate(["x.y.z", "", "a.b.c"], store, T0, T0 + 60)]
@@ -139,19 +143,21 @@ def test_max_data_points_averages_aligned_pairs(
     assert as_list(series.values) == [0.5, 2.0, 4.5, 6.5, 8.5]
 
 
-def test_max_data_points_grows_when_alignment_adds_bucket(
+def test_max_data_points_alignment_adds_partial_bucket(
     store: DuckDBStore, write_points: WritePoints
 ) -> None:
-    # Ten points at minutes 1..10: pairs aligned to 120 s would need six
-    # buckets, so three points per bucket are used (step 180, aligned).
+    # Ten points at minutes 1..10 with maxDataPoints 5: two points per bucket,
+    # buckets aligned to 120 s, so the first and last hold one point each.
     write_points("a.b.c", {T0 + 60 * m: float(m) for m in range(1, 11)})
     (series,) = evaluate(["a.b.c"], store, T0 + 60, T0 + 660, max_data_points=5)
-    assert series.step == 180
+    assert series.step == 120
     assert (series.start, series.end) == (T0, T0 + 720)
-    assert as_list(series.values) == [1.5, 4.0, 7.0, 9.5]
+    assert as_list(series.values) == [1.0, 2.5, 4.5, 6.5, 8.5, 10.0]
 
 
-def test_max_data_points_not_needed(store: DuckDBStore, write_points: WritePoints) -> None:
+def test_max_data_points_not_needed(
+    store: DuckDBStore, write_points: WritePoints
+) -> None:
     write_points("a.b.c", {T0: 1.0})
     (series,) = evaluate(["a.b.c"], store, T0, T0 + 300, max_data_points=5)
     assert series.step == 60
@@ -165,11 +171,14 @@ def test_consolidate_to_points_all_null_bucket() -> None:
 
 
 @pytest.mark.parametrize("points", [1, 2, 3, 7, 100, 999])
-def test_consolidate_to_points_never_exceeds_limit(points: int) -> None:
+def test_consolidate_to_points_step_and_count(points: int) -> None:
     series = make_series("a", T0 + 60 * 7, 60, [1.0] * 1000)
     result = consolidate_to_points(series, points)
-    assert len(result) <= points
-    assert result.step == math.ceil(1000 / points) * 60 or len(result) == points
+    per_point = math.ceil(1000 / points)
+    assert result.step == per_point * 60
+    assert result.start % result.step == 0
+    assert len(result) <= points + 1
+    assert as_list(result.values) == [1.0] * len(result)
 
 
 # Formats
@@ -248,7 +257,10 @@ def test_summarize_occupancy_temperature_hourly(store: DuckDBStore) -> None:
         per_hour.setdefault(minute // 3600 * 3600, []).append(value)
 
     (series,) = evaluate(
-        ['summarize(uci.umons.gw-1.room.temperature, "1h", "avg")'], store, from_s, until_s
+        ['summarize(uci.umons.gw-1.room.temperature, "1h", "avg")'],
+        store,
+        from_s,
+        until_s,
     )
     assert series.step == 3600
     expected = [
@@ -260,3 +272,15 @@ def test_summarize_occupancy_temperature_hourly(store: DuckDBStore) -> None:
     # The recording has seconds-jittered timestamps (14:19:00 then 14:19:59),
     # so some minutes hold two readings and only the later one counts.
     assert len(per_minute) < len(rows)
+
+
+def test_evaluate_rejects_too_many_points(
+    store: DuckDBStore, write_points: WritePoints
+) -> None:
+    write_points("a.b.c", {T0: 1.0})
+    with pytest.raises(
+        QueryError, match="would hold 1000001 points, more than the limit"
+    ):
+        evaluate(["a.b.c"], store, T0, T0 + 60 * 1_000_001)
+    (series,) = evaluate(["a.b.c"], store, T0, T0 + 60 * 1_000_000)
+    assert len(series) == 1_000_000

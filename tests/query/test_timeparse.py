@@ -99,7 +99,7 @@ def test_parse_time_epoch_seconds() -> None:
     assert parse_time("0", NOW) == 0
 
 
-def test_parse_time_eight_digits_epoch_when_not_a_date() -> None:
+def test_parse_time_eight_digit_epoch() -> None:
     # Month 00 and day 45 are not dates, so these are epoch seconds.
     assert parse_time("20000000", NOW) == 20000000
     assert parse_time("20241345", NOW) == 20241345
@@ -109,8 +109,18 @@ def test_parse_time_eight_digits_epoch_when_not_a_date() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "yesterdayish", "-5m", "-5fortnights", "2024-01-01", "now-", "25:00_20240101",
-     "12:00_20241399", "-h", "soon"],
+    [
+        "",
+        "yesterdayish",
+        "-5m",
+        "-5fortnights",
+        "2024-01-01",
+        "now-",
+        "25:00_20240101",
+        "12:00_20241399",
+        "-h",
+        "soon",
+    ],
 )
 def test_parse_time_invalid_raises(text: str) -> None:
     with pytest.raises(QueryError) as caught:

@@ -1,4 +1,4 @@
-"""The dashboard in a real Chromium against a real data centre: live values and charts."""
+"""The dashboard in Chromium against a real data centre: live values and charts."""
 
 from __future__ import annotations
 
@@ -54,7 +54,9 @@ TIMEOUT_MS = 15_000
 
 def _birth(tenant: str, gateway: str, site: str, devices: list[DeviceInfo]) -> bytes:
     now_ms = int(time.time() * 1000)
-    birth = Birth(v=1, tenant=tenant, gateway=gateway, site=site, boot_ms=now_ms, devices=devices)
+    birth = Birth(
+        v=1, tenant=tenant, gateway=gateway, site=site, boot_ms=now_ms, devices=devices
+    )
     return encode(birth)
 
 
@@ -62,12 +64,23 @@ def _rooms_batch(tenant: str, now_ms: int) -> ReadingsBatch:
     start_ms = now_ms - HISTORY_MINUTES * 60_000
     series = []
     for index, device in enumerate(ROOM_NAMES):
-        co2 = [(start_ms + m * 60_000, 450.0 + 10 * index + m) for m in range(HISTORY_MINUTES)]
+        co2 = [
+            (start_ms + m * 60_000, 450.0 + 10 * index + m)
+            for m in range(HISTORY_MINUTES)
+        ]
         series.append(SeriesPoints(device=device, quantity="co2", points=co2))
     temperature = [(start_ms + m * 60_000, 21.5) for m in range(HISTORY_MINUTES)]
-    series.append(SeriesPoints(device="room-1", quantity="temperature", points=temperature))
+    series.append(
+        SeriesPoints(device="room-1", quantity="temperature", points=temperature)
+    )
     return ReadingsBatch(
-        v=1, tenant=tenant, gateway=ROOMS_GATEWAY, site="hq", seq=0, sent_ms=now_ms, series=series
+        v=1,
+        tenant=tenant,
+        gateway=ROOMS_GATEWAY,
+        site="hq",
+        seq=0,
+        sent_ms=now_ms,
+        series=series,
     )
 
 
@@ -109,7 +122,8 @@ def _publish_fleet(server: RunningServer) -> None:
         ],
     )
     server.publish_raw(
-        topic_for(tenant, ROOMS_GATEWAY, Channel.BIRTH), [_birth(tenant, ROOMS_GATEWAY, "hq", rooms)]
+        topic_for(tenant, ROOMS_GATEWAY, Channel.BIRTH),
+        [_birth(tenant, ROOMS_GATEWAY, "hq", rooms)],
     )
     server.publish_raw(
         topic_for(tenant, STREET_GATEWAY, Channel.BIRTH),
@@ -139,7 +153,9 @@ def browser() -> Iterator[Browser]:
     """Debian's Chromium driven by Playwright."""
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: apt-get install chromium"
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+        )
         yield browser
         browser.close()
 
@@ -148,7 +164,9 @@ def browser() -> Iterator[Browser]:
 def page(browser: Browser) -> Iterator[Page]:
     """A laptop-sized page in a fixed locale, failing the test on script errors."""
     context = browser.new_context(
-        viewport={"width": 1400, "height": 1000}, locale="en-US", timezone_id="Europe/Berlin"
+        viewport={"width": 1400, "height": 1000},
+        locale="en-US",
+        timezone_id="Europe/Berlin",
     )
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
@@ -236,12 +254,15 @@ def test_dashboard_live_value_and_charts(
         page.wait_for_function(f"document.getElementById('{chart}').data?.length === 1")
         bars = page.evaluate(f"document.getElementById('{chart}').data[0].y.length")
         assert bars == 24
+        legend = page.locator(f"#{chart} .legendtext").all_text_contents()
+        assert legend == [COUNTER_NAME]
 
     # Markup in gateway-supplied names stays text.
     room_2 = series_name(tenant, "hq", ROOMS_GATEWAY, "room-2", "co2")
-    assert page.locator(f'tr[data-series="{room_2}"] .col-device').inner_text() == ROOM_NAMES[
-        "room-2"
-    ]
+    assert (
+        page.locator(f'tr[data-series="{room_2}"] .col-device').inner_text()
+        == ROOM_NAMES["room-2"]
+    )
     assert page.locator("#sensor-rows b").count() == 0
     assert page.locator("img").count() == 0
     assert page.evaluate("window.injected") is None
@@ -251,3 +272,72 @@ def test_dashboard_live_value_and_charts(
     screenshot = tmp_path / "dashboard.png"
     page.screenshot(path=str(screenshot), full_page=True)
     shutil.copyfile(screenshot, "/tmp/dashboard.png")
+
+
+def test_dashboard_zoom_fetches_bounded_points(
+    server: RunningServer, page: Page
+) -> None:
+    _publish_fleet(server)
+    _wait_for_names(server)
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(f"{server.http_url}/")
+    page.wait_for_selector("body[data-ready=true]")
+    page.wait_for_function(
+        "document.getElementById('history-chart').data?.[0]?.y.length > 0"
+    )
+    series = page.locator("#sensor-rows tr[aria-selected=true]").get_attribute(
+        "data-series"
+    )
+    assert series is not None
+    requests.clear()
+
+    # A zoom to the last 30 minutes requests raw points of that range only.
+    page.evaluate(
+        """async () => {
+          const chart = document.getElementById('history-chart');
+          const pad = (n) => String(n).padStart(2, '0');
+          const local = (ms) => {
+            const d = new Date(ms);
+            return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
+              `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+          };
+          const end = Date.now();
+          await Plotly.relayout(chart, {
+            'xaxis.range[0]': local(end - 30 * 60000),
+            'xaxis.range[1]': local(end),
+          });
+        }"""
+    )
+    page.wait_for_function(
+        "!document.getElementById('history-note').textContent.includes('averaged')"
+    )
+    zoomed = [url for url in requests if "/points?" in url]
+    assert len(zoomed) == 1
+    query = httpx.URL(zoomed[0]).params
+    span_s = (int(query["until"]) - int(query["from"])) / 1000
+    assert 1790 <= span_s <= 1810
+    assert "step" not in query
+    points = page.evaluate("document.getElementById('history-chart').data[0].y.length")
+    # The newest stored point is two minutes old, one point a minute.
+    assert 27 <= points <= 29
+    pressed = page.locator(".range-buttons button[aria-pressed=true]")
+    assert pressed.count() == 0
+
+    # The 7d preset needs a step that keeps the response under 1000 points.
+    requests.clear()
+    page.click(".range-buttons button[data-range='604800']")
+    page.wait_for_function(
+        "document.getElementById('history-note').textContent.includes('averaged')"
+    )
+    week = [url for url in requests if "/points?" in url]
+    assert len(week) == 1
+    query = httpx.URL(week[0]).params
+    span_s = (int(query["until"]) - int(query["from"])) / 1000
+    assert span_s == 604800
+    assert int(query["step"]) == 605
+    assert query["agg"] == "avg"
+    assert (
+        page.evaluate("document.getElementById('history-chart').data[0].y.length")
+        <= 1001
+    )

@@ -2,7 +2,7 @@
 
 const API = "/api/v1";
 
-/** Upper bound on points one chart trace requests; the step is sized to stay under it. */
+/** Maximum number of points one chart trace requests. The step is sized to stay under it. */
 export const MAX_POINTS = 1000;
 
 export class ApiError extends Error {

@@ -36,7 +36,7 @@ export function baseLayout(overrides = {}) {
     colorway: COLORWAY,
     hovermode: "x unified",
     showlegend: true,
-    // Above the plot, where it cannot collide with the date ticks on a phone.
+    // Above the plot, so it does not overlap the date ticks on narrow screens.
     legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" },
     xaxis: { type: "date", gridcolor: "#e5e7eb", linecolor: "#d1d5db", automargin: true },
     yaxis: { gridcolor: "#e5e7eb", zerolinecolor: "#d1d5db", automargin: true },
@@ -71,7 +71,7 @@ export class RenderScheduler {
   }
 }
 
-/** Draw or update a chart in place; plotly.js diffs against the previous figure. */
+/** Draw or update a chart in place with Plotly.react, which diffs against the last figure. */
 export function drawChart(element, traces, layout, config = {}) {
   return Plotly.react(element, traces, layout, { ...PLOTLY_CONFIG, ...config });
 }

@@ -6,8 +6,8 @@ import { HistoryChart } from "./history_chart.js";
 import { formatDateTime } from "./format.js";
 import { SensorTable } from "./sensor_table.js";
 
-// New series show up in a points event before the sensor list has them;
-// one reload covers a burst of them.
+// A new series shows up in a points event before the sensor list has it.
+// One reload after this delay covers a burst of new series.
 const SENSOR_RELOAD_DELAY_MS = 1000;
 
 const byId = (id) => document.getElementById(id);
@@ -173,7 +173,7 @@ function handleStreamState(streamState, reconnected) {
   element.dataset.state = streamState;
   byId("connection-text").textContent = CONNECTION_TEXT[streamState];
   if (streamState === "open" && reconnected) {
-    // Points written while the stream was down never reach this page: reload.
+    // Points written while the stream was down never reach this page, so reload.
     refreshAll(true);
   }
 }
@@ -199,8 +199,8 @@ async function start() {
     onGateway: handleGateway,
     onState: handleStreamState,
   });
-  // Open the stream first so no point written during the initial load is missed;
-  // the table ignores points older than what the load returns.
+  // Open the stream first so no point written during the initial load is missed.
+  // The table ignores points older than the ones the load returns.
   stream.start();
   const results = await Promise.allSettled([loadSensors(), loadGateways()]);
   for (const result of results) {

@@ -1,10 +1,11 @@
 // Formatting of values, units, ages and times for the dashboard.
 
-const HTML_ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+// plotly.js 4.1 decodes numeric entities but only a few named ones (no &quot;).
+const HTML_ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&#34;", "'": "&#39;" };
 
 /**
  * Escape text for plotly.js, which renders trace names and titles as a subset
- * of HTML; the DOM code itself only ever assigns textContent.
+ * of HTML. The DOM code itself only ever assigns textContent.
  */
 export function escapeHtml(text) {
   return String(text).replace(/[&<>"']/g, (ch) => HTML_ESCAPES[ch]);
@@ -36,6 +37,11 @@ export function displayUnit(unit) {
   return unit.startsWith("1/") ? unit.slice(1) : unit;
 }
 
+/** Return the y-axis title for a unit, empty for rates such as "1/h" that the panel title names. */
+export function axisTitle(unit) {
+  return unit && !unit.startsWith("1/") ? unit : "";
+}
+
 /** Format a value with its unit, e.g. "612 ppm", "21.4 °C", "35/h". */
 export function formatValue(value, unit, kind) {
   const number = formatNumber(value, kind);
@@ -53,7 +59,7 @@ export function formatAge(timestampMs, nowMs) {
   }
   const seconds = Math.round((nowMs - timestampMs) / 1000);
   if (seconds < 0) {
-    // A gateway clock ahead of the browser's; show it rather than hide it.
+    // The gateway clock is ahead of the browser's. Show that rather than hide it.
     return "in the future";
   }
   if (seconds < 120) {
@@ -85,7 +91,7 @@ function pad(number, width = 2) {
 /**
  * Convert epoch ms to the wall-clock string plotly.js puts on a date axis.
  *
- * plotly.js has no time zones: it shows numbers and ISO strings as given, so
+ * plotly.js has no time zones and shows numbers and ISO strings as given, so
  * the local wall-clock time is written out to make the axis read local time.
  */
 export function toPlotlyTime(timestampMs) {

@@ -2,7 +2,7 @@
 
 import { fetchPoints, stepFor } from "./api.js";
 import { PointBuffer, RenderScheduler, baseLayout, drawChart } from "./chart_base.js";
-import { displayUnit, escapeHtml, legendNames, toPlotlyTime } from "./format.js";
+import { axisTitle, displayUnit, escapeHtml, legendNames, toPlotlyTime } from "./format.js";
 
 export class GroupChart {
   /**
@@ -21,10 +21,12 @@ export class GroupChart {
     this.signature = "";
     this.fromMs = 0;
     this.loadId = 0;
+    // Live points buffered while a load is in flight, else null.
+    this.pending = null;
     this.scheduler = new RenderScheduler(() => this.render(), 500);
   }
 
-  /** Take the current sensor list; reload when the set of matching series changed. */
+  /** Take the current sensor list and reload when the set of matching series changed. */
   setSensors(allSensors, force = false) {
     const sensors = allSensors.filter((sensor) => sensor.quantity === this.quantity);
     const signature = sensors
@@ -52,6 +54,7 @@ export class GroupChart {
       this.buffers.clear();
       return;
     }
+
     const latest = this.sensors
       .map((sensor) => (sensor.latest ? sensor.latest.timestamp : 0))
       .reduce((a, b) => Math.max(a, b), 0);
@@ -59,6 +62,7 @@ export class GroupChart {
     // Anchor at now unless the whole group stopped before the window.
     const untilMs = latest > 0 && now - latest > this.spanMs ? latest : now;
     const fromMs = untilMs - this.spanMs;
+    this.pending = [];
     const results = await Promise.allSettled(
       this.sensors.map((sensor) => {
         const stepS = stepFor(fromMs, untilMs, sensor.step_s);
@@ -68,6 +72,7 @@ export class GroupChart {
     if (loadId !== this.loadId) {
       return;
     }
+
     this.fromMs = fromMs;
     const buffers = new Map();
     results.forEach((result, index) => {
@@ -80,11 +85,21 @@ export class GroupChart {
       buffers.set(this.sensors[index].series, buffer);
     });
     this.buffers = buffers;
+    // Points that arrived live while the requests were in flight.
+    const pending = this.pending;
+    this.pending = null;
+    for (const [series, timestamp, value] of pending) {
+      this.addPoint(series, timestamp, value);
+    }
     this.scheduler.now();
   }
 
   /** Extend the trace of `series` with a live point, if it belongs to this chart. */
   addPoint(series, timestamp, value) {
+    if (this.pending !== null) {
+      this.pending.push([series, timestamp, value]);
+      return;
+    }
     const buffer = this.buffers.get(series);
     if (!buffer || !buffer.append(timestamp, value, toPlotlyTime)) {
       return;
@@ -126,7 +141,7 @@ export class GroupChart {
       barmode: "group",
       bargap: 0.15,
       yaxis: {
-        title: { text: escapeHtml(unit) },
+        title: { text: escapeHtml(axisTitle(this.sensors[0].unit)) },
         gridcolor: "#e5e7eb",
         zerolinecolor: "#d1d5db",
         automargin: true,

@@ -136,12 +136,14 @@ export class HistoryChart {
     this.stepS = stepFor(fromMs, untilMs, sensor.step_s);
     this.pending = [];
     this.element.setAttribute("aria-busy", "true");
+
     let body;
     try {
       body = await fetchPoints(sensor.series, fromMs, untilMs, this.stepS);
     } catch (error) {
       if (loadId === this.loadId) {
         this.element.removeAttribute("aria-busy");
+        this.pending = null;
         this.showError(error);
       }
       return;
@@ -149,6 +151,7 @@ export class HistoryChart {
     if (loadId !== this.loadId) {
       return;
     }
+
     this.element.removeAttribute("aria-busy");
     this.buffer.load(body.points, toPlotlyTime);
     // Points that arrived live while the request was in flight.
@@ -232,12 +235,12 @@ export class HistoryChart {
         gridcolor: "#e5e7eb",
         zerolinecolor: "#d1d5db",
         automargin: true,
-        // Keep a y zoom while new points arrive; a new series or preset resets it.
+        // Keep a y zoom while new points arrive. A new series or preset resets it.
         uirevision: `${sensor.series}|${this.lastPreset}`,
       },
     });
     // "autosize" makes a double click emit xaxis.autorange, which reloads the
-    // preset; the default "reset+autosize" would emit the first range drawn.
+    // preset. The default "reset+autosize" would emit the first range drawn.
     drawChart(this.element, [trace], layout, { doubleClick: "autosize" }).then(() =>
       this.listen(),
     );

@@ -86,7 +86,7 @@ export class SensorTable {
     this.render();
   }
 
-  /** Store a new point if it is the newest of its series; return whether it was. */
+  /** Store a new point if it is the newest of its series, and return whether it was. */
   updateLatest(series, timestamp, value) {
     const sensor = this.sensors.get(series);
     if (!sensor) {
@@ -128,7 +128,7 @@ export class SensorTable {
     }
   }
 
-  /** Refresh every age cell; called once a second. */
+  /** Refresh every age cell. The dashboard calls this once a second. */
   tick(nowMs) {
     for (const [series, row] of this.rows) {
       this.fillAge(row, this.sensors.get(series), nowMs);

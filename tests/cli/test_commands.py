@@ -1,0 +1,172 @@
+"""The citymesh command as a user runs it: real processes, signals and ports."""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import httpx
+import pytest
+
+from citymesh.gateway.sources import open_source
+from citymesh.transport.ports import free_port
+
+CITYMESH = [sys.executable, "-m", "citymesh.cli"]
+
+
+def _wait_http(url: str, process: subprocess.Popen[str], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"process exited early:\n{process.communicate()[1]}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer within {timeout} s")
+
+
+@pytest.fixture
+def listening_socket() -> Iterator[int]:
+    """A port that something already listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def test_demo_sigterm_loses_no_accepted_reading(tmp_path: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [*CITYMESH, "demo", "--http-port", str(port), "--data-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    _wait_http(f"{base}/api/v1/collector/stats", process)
+    deadline = time.monotonic() + 30
+    while httpx.get(f"{base}/api/v1/collector/stats").json()["points_stored"] < 500:
+        assert time.monotonic() < deadline, "the demo stored too few readings"
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert "dashboard:  http://127.0.0.1:" in err
+
+    sent = re.search(r"gateway demo/gw-1 stopped: (\d+) readings in", err)
+    stopped = re.search(r"collector stopped: (\{.*\})", err)
+    assert sent is not None and stopped is not None, err
+    stats = ast.literal_eval(stopped.group(1))
+    assert stats["points_accepted"] == int(sent.group(1))
+    assert stats["rejected_total"] == 0
+    with duckdb.connect(str(tmp_path / "timeseries.duckdb"), read_only=True) as con:
+        row = con.execute("SELECT count(*) FROM points").fetchone()
+    assert row is not None
+    assert row[0] == stats["points_accepted"] == stats["points_stored"]
+
+
+def test_demo_http_port_in_use_names_option(tmp_path: Path, listening_socket: int) -> None:
+    result = subprocess.run(
+        [*CITYMESH, "demo", "--http-port", str(listening_socket), "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert f"127.0.0.1:{listening_socket}: the port is in use" in result.stderr
+    assert "--http-port" in result.stderr
+
+
+def test_server_broker_port_in_use_names_option(tmp_path: Path, listening_socket: int) -> None:
+    env = {
+        **os.environ,
+        "CITYMESH_BROKER__PORT": str(listening_socket),
+        "CITYMESH_HTTP__PORT": str(free_port()),
+        "CITYMESH_DATA_DIR": str(tmp_path),
+    }
+    result = subprocess.run(
+        [*CITYMESH, "server"], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert result.returncode == 2
+    assert "already in use" in result.stderr
+    assert "broker.port" in result.stderr
+
+
+def test_server_bad_config_names_key(tmp_path: Path) -> None:
+    config = tmp_path / "server.toml"
+    config.write_text('[collector]\nbatch_max_points = "many"\n')
+    result = subprocess.run(
+        [*CITYMESH, "server", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "collector.batch_max_points = 'many'" in result.stderr
+    assert "valid integer" in result.stderr
+
+
+@pytest.mark.mosquitto
+def test_server_and_gateway_processes_via_mosquitto(tmp_path: Path) -> None:
+    http_port = free_port()
+    tenant = f"t{os.getpid()}x{http_port}"
+    server_config = tmp_path / "server.toml"
+    server_config.write_text(
+        f'data_dir = "{tmp_path / "dc"}"\n'
+        '[broker]\nmode = "external"\nurl = "mqtt://127.0.0.1:1883"\n'
+        f"[http]\nport = {http_port}\n"
+        f'[collector]\nclient_id = "collector-{tenant}"\ntenant = "{tenant}"\n'
+    )
+    gateway_config = tmp_path / "gateway.toml"
+    gateway_config.write_text(
+        f'tenant = "{tenant}"\nsite = "melbourne"\ngateway = "gw-7"\n'
+        f'data_dir = "{tmp_path / "gw"}"\n'
+        '[mqtt]\nurl = "mqtt://127.0.0.1:1883"\n'
+        '[replay]\nsources = ["pedestrian"]\nspeed = 0\ntimestamps = "recorded"\n'
+        "loop = false\nlimit = 330\n"
+    )
+    server = subprocess.Popen(
+        [*CITYMESH, "server", "--config", str(server_config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{http_port}"
+        _wait_http(f"{base}/api/v1/collector/stats", server)
+        gateway = subprocess.run(
+            [*CITYMESH, "gateway", "--config", str(gateway_config), "--once"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert gateway.returncode == 0, gateway.stderr
+        assert "330 readings in" in gateway.stderr
+        deadline = time.monotonic() + 20
+        while httpx.get(f"{base}/api/v1/collector/stats").json()["points_stored"] < 330:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        sensors = httpx.get(f"{base}/api/v1/sensors", params={"tenant": tenant}).json()
+        assert len(sensors) == 33
+        reported = {r.device for r in open_source("pedestrian", limit=330).readings()}
+        assert {s["device"] for s in sensors if s["latest"] is not None} == reported
+        gateways = httpx.get(f"{base}/api/v1/gateways", params={"tenant": tenant}).json()
+        assert [(g["gateway"], g["site"], g["online"]) for g in gateways] == [
+            ("gw-7", "melbourne", False)
+        ]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, err = server.communicate(timeout=60)
+    assert server.returncode == 0, err
