@@ -23,7 +23,7 @@ from citymesh.server.settings import ServerSettings
 logger = logging.getLogger(__name__)
 
 app = typer.Typer(
-    help="citymesh: sensor meshes to gateways, MQTT, a time-series store and dashboards.",
+    help="citymesh: sensor meshes, gateways, MQTT, a time-series store, dashboards.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -50,7 +50,7 @@ def _setup_logging(level: str) -> None:
 
 
 def _run(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
-    """Run `main(stop)` with Ctrl-C and SIGTERM setting `stop`; a second Ctrl-C aborts."""
+    """Run `main(stop)`; Ctrl-C or SIGTERM sets `stop`, a second signal aborts."""
 
     async def wrapper() -> None:
         stop = asyncio.Event()
@@ -60,7 +60,9 @@ def _run(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
             if stop.is_set():
                 console.print("[red]second signal: aborting[/red]")
                 raise SystemExit(130)
-            console.print(f"[yellow]{signame}: stopping cleanly (again to abort)[/yellow]")
+            console.print(
+                f"[yellow]{signame}: stopping cleanly (again to abort)[/yellow]"
+            )
             stop.set()
 
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -79,10 +81,12 @@ def demo(
     data_dir: Annotated[
         Path, typer.Option(help="Directory for the store, registry and gateway state.")
     ] = Path("citymesh-demo"),
-    http_host: Annotated[str, typer.Option(help="Interface of the HTTP API and dashboard.")] = (
-        "127.0.0.1"
-    ),
-    http_port: Annotated[int, typer.Option(help="Port of the HTTP API and dashboard.")] = 8080,
+    http_host: Annotated[
+        str, typer.Option(help="Interface of the HTTP API and dashboard.")
+    ] = ("127.0.0.1"),
+    http_port: Annotated[
+        int, typer.Option(help="Port of the HTTP API and dashboard.")
+    ] = 8080,
     broker_port: Annotated[
         int, typer.Option(help="Port of the embedded MQTT broker; 0 picks a free one.")
     ] = 0,
@@ -95,12 +99,19 @@ def demo(
     ] = 600.0,
     timestamps: Annotated[
         Timestamps,
-        typer.Option(help="Stamp readings with the recorded time, or shift them to now."),
+        typer.Option(
+            help="Stamp readings with the recorded time, or shift them to now."
+        ),
     ] = Timestamps.now,
     loop: Annotated[
-        bool, typer.Option(help="Start the recordings over when they end (with --timestamps now).")
+        bool,
+        typer.Option(
+            help="Start the recordings over when they end (with --timestamps now)."
+        ),
     ] = True,
-    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+    log_level: Annotated[
+        str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")
+    ] = "INFO",
 ) -> None:
     """Run the whole platform on this machine, replaying real recorded sensor data."""
     from citymesh.demo import demo_settings, run_demo
@@ -110,7 +121,9 @@ def demo(
     try:
         settings = demo_settings(data_dir, http_host, http_port, broker_port)
         replay = ReplaySettings(
-            speed=speed, timestamps=timestamps.value, loop=loop and timestamps == Timestamps.now
+            speed=speed,
+            timestamps=timestamps.value,
+            loop=loop and timestamps == Timestamps.now,
         )
     except ValueError as exc:
         console.print(f"[red]error:[/red] {exc}")
@@ -132,13 +145,14 @@ def demo(
 @app.command()
 def server(
     config: Annotated[
-        Path | None, typer.Option(help="TOML settings file; environment CITYMESH_* overrides it.")
+        Path | None,
+        typer.Option(help="TOML settings file; environment CITYMESH_* overrides it."),
     ] = None,
     http_port: Annotated[
         int | None, typer.Option(help="Port of the HTTP API (overrides [http] port).")
     ] = None,
 ) -> None:
-    """Run the data-centre side: broker (embedded or external), collector, store and API."""
+    """Run the data-centre side: broker, collector, store and HTTP API."""
     from citymesh.server.runner import DataCentre
 
     overrides: dict[str, Any] = {}
@@ -161,7 +175,8 @@ def server(
         option = "--http-port, [http] port or CITYMESH_HTTP__PORT"
         async with DataCentre(settings, http_option=option) as centre:
             console.print(
-                f"[bold green]citymesh server running[/bold green]: API {centre.http_url}/ "
+                "[bold green]citymesh server running[/bold green]: "
+                f"API {centre.http_url}/ "
                 f"MQTT {centre.broker_address}"
             )
             await stop.wait()
@@ -173,10 +188,13 @@ def server(
 def gateway(
     config: Annotated[
         Path | None,
-        typer.Option(help="TOML settings file; environment CITYMESH_GATEWAY_* overrides it."),
+        typer.Option(
+            help="TOML settings file; environment CITYMESH_GATEWAY_* overrides it."
+        ),
     ] = None,
     once: Annotated[
-        bool, typer.Option(help="Exit after the recordings were replayed and delivered.")
+        bool,
+        typer.Option(help="Exit after the recordings were replayed and delivered."),
     ] = False,
 ) -> None:
     """Run a gateway agent that replays recorded sensor data to the data centre."""

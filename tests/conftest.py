@@ -63,7 +63,9 @@ class RunningServer:
 
         async def send() -> None:
             async with aiomqtt.Client(
-                self.broker.host, self.broker.port, identifier=f"test-{uuid.uuid4().hex[:8]}"
+                self.broker.host,
+                self.broker.port,
+                identifier=f"test-{uuid.uuid4().hex[:8]}",
             ) as client:
                 for payload in payloads:
                     await client.publish(topic, payload, qos=qos)
@@ -87,8 +89,10 @@ class RunningServer:
 
         self.call(poll(), timeout + 5)
 
-    def wait_stored(self, accepted: int, rejected: int = 0, timeout: float = 15.0) -> None:
-        """Wait until the collector accepted and wrote, and rejected, the given counts."""
+    def wait_stored(
+        self, accepted: int, rejected: int = 0, timeout: float = 15.0
+    ) -> None:
+        """Wait until the given batches were written and messages rejected."""
         collector = self.centre.collector
         assert collector is not None
 
@@ -103,7 +107,9 @@ class RunningServer:
         self.wait_for(settled, timeout)
 
 
-def _start(settings: ServerSettings, tenant: str) -> tuple[RunningServer, Callable[[], None]]:
+def _start(
+    settings: ServerSettings, tenant: str
+) -> tuple[RunningServer, Callable[[], None]]:
     loop = asyncio.new_event_loop()
     started: Future[DataCentre] = Future()
     stop = asyncio.Event()
@@ -118,7 +124,9 @@ def _start(settings: ServerSettings, tenant: str) -> tuple[RunningServer, Callab
                 started.set_exception(exc)
             raise
 
-    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+    thread = threading.Thread(
+        target=loop.run_until_complete, args=(main(),), daemon=True
+    )
     thread.start()
     centre = started.result(60)
 
@@ -148,7 +156,9 @@ def server_settings(
     )
 
 
-async def _forget_session(address: BrokerAddress, client_id: str, topics: list[str]) -> None:
+async def _forget_session(
+    address: BrokerAddress, client_id: str, topics: list[str]
+) -> None:
     """Drop a persistent session and clear retained messages left on a shared broker."""
     async with aiomqtt.Client(
         address.host, address.port, identifier=client_id, clean_session=True

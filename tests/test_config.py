@@ -29,7 +29,8 @@ def test_load_defaults_without_file() -> None:
 def test_load_file_values(tmp_path: Path) -> None:
     path = _write(
         tmp_path,
-        '[broker]\nmode = "external"\nurl = "mqtt://127.0.0.1:1883"\n[http]\nport = 9090\n',
+        '[broker]\nmode = "external"\nurl = "mqtt://127.0.0.1:1883"\n'
+        "[http]\nport = 9090\n",
     )
     settings = load_settings(ServerSettings, path, ENV_PREFIX, environ={})
     assert settings.broker.mode == "external"
@@ -88,7 +89,7 @@ def test_bad_broker_url_explains_form(tmp_path: Path) -> None:
 
 def test_gateway_identifier_checked(tmp_path: Path) -> None:
     path = _write(tmp_path, 'gateway = "gw.1"\n')
-    with pytest.raises(ConfigError, match="gateway = 'gw.1'.*letters, digits"):
+    with pytest.raises(ConfigError, match=r"gateway = 'gw\.1'.*letters, digits"):
         load_settings(GatewaySettings, path, "CITYMESH_GATEWAY_", environ={})
 
 
@@ -98,7 +99,9 @@ def test_gateway_env_prefix_sets_nested(tmp_path: Path) -> None:
         "CITYMESH_GATEWAY_REPLAY__SPEED": "60",
         "CITYMESH_GATEWAY_REPLAY__TIMESTAMPS": "recorded",
     }
-    settings = load_settings(GatewaySettings, None, "CITYMESH_GATEWAY_", environ=environ)
+    settings = load_settings(
+        GatewaySettings, None, "CITYMESH_GATEWAY_", environ=environ
+    )
     assert settings.mqtt.address().port == 1883
     assert settings.replay.speed == 60.0
     assert settings.replay.timestamps == "recorded"
@@ -107,6 +110,10 @@ def test_gateway_env_prefix_sets_nested(tmp_path: Path) -> None:
 def test_server_ignores_gateway_variables() -> None:
     environ = {"CITYMESH_GATEWAY_MQTT__URL": "mqtt://127.0.0.1:1883"}
     settings = load_settings(
-        ServerSettings, None, ENV_PREFIX, environ=environ, env_exclude=("CITYMESH_GATEWAY_",)
+        ServerSettings,
+        None,
+        ENV_PREFIX,
+        environ=environ,
+        env_exclude=("CITYMESH_GATEWAY_",),
     )
     assert settings.http.port == 8080

@@ -1,1 +1,1 @@
-"""The HTTP API: Graphite render API, REST API, live event stream and dashboard files."""
+"""The HTTP API: Graphite render API, REST API, event stream and dashboard files."""

@@ -30,13 +30,15 @@ async def _params(request: Request) -> dict[str, list[str]]:
         params.setdefault(key, []).append(value)
     if request.method == "POST":
         form = await request.form()
-        for key, value in form.multi_items():
-            if isinstance(value, str):
-                params.setdefault(key, []).append(value)
+        for key, field in form.multi_items():
+            if isinstance(field, str):
+                params.setdefault(key, []).append(field)
     return params
 
 
-def _one(params: dict[str, list[str]], key: str, default: str | None = None) -> str | None:
+def _one(
+    params: dict[str, list[str]], key: str, default: str | None = None
+) -> str | None:
     values = params.get(key)
     return values[-1] if values else default
 
@@ -50,12 +52,18 @@ async def render(request: Request) -> Response:
     """Evaluate Graphite targets over a time range and return json or csv."""
     context: ApiContext = request.app.state.context
     params = await _params(request)
-    targets = [t for t in params.get("target", []) + params.get("target[]", []) if t.strip()]
+    targets = [
+        t for t in params.get("target", []) + params.get("target[]", []) if t.strip()
+    ]
     if not targets:
-        raise QueryError("missing target: pass at least one target=<series or function>")
+        raise QueryError(
+            "missing target: pass at least one target=<series or function>"
+        )
     fmt = _one(params, "format", "json") or "json"
     if fmt not in RENDER_FORMATS:
-        raise QueryError(f"invalid format={fmt!r}: use one of {', '.join(RENDER_FORMATS)}")
+        raise QueryError(
+            f"invalid format={fmt!r}: use one of {', '.join(RENDER_FORMATS)}"
+        )
     tz = _one(params, "tz")
     now = int(time.time())
     from_s = parse_time(_one(params, "from", "-24h") or "-24h", now, tz)
@@ -72,7 +80,9 @@ async def render(request: Request) -> Response:
                 f"invalid maxDataPoints={max_points_text!r}: use a positive integer"
             ) from None
         if max_points < 1:
-            raise QueryError(f"invalid maxDataPoints={max_points}: use a positive integer")
+            raise QueryError(
+                f"invalid maxDataPoints={max_points}: use a positive integer"
+            )
     series = await asyncio.to_thread(
         evaluate, targets, context.store, from_s, until_s, max_points
     )
@@ -92,11 +102,15 @@ async def metrics_find(request: Request) -> Any:
     params = await _params(request)
     query = _one(params, "query")
     if not query:
-        raise QueryError("missing query: pass query=<glob>, e.g. query=* or query=demo.*")
+        raise QueryError(
+            "missing query: pass query=<glob>, e.g. query=* or query=demo.*"
+        )
     fmt = _one(params, "format", "treejson") or "treejson"
     if fmt == "completer":
         return await asyncio.to_thread(find_completer, context.store, query)
     if fmt != "treejson":
         raise QueryError(f"invalid format={fmt!r}: use treejson or completer")
     wildcards = (_one(params, "wildcards", "0") or "0") in ("1", "true")
-    return await asyncio.to_thread(find_nodes, context.store, query, wildcards=wildcards)
+    return await asyncio.to_thread(
+        find_nodes, context.store, query, wildcards=wildcards
+    )

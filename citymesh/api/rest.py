@@ -16,7 +16,13 @@ from citymesh.errors import QueryError
 from citymesh.protocol.quantities import QUANTITIES
 from citymesh.query.aggregation import aggregate_buckets, canonical_aggregation
 from citymesh.query.timeparse import parse_time
-from citymesh.registry.models import DeviceRow, GatewayRow, SensorRow, SiteRow, TenantRow
+from citymesh.registry.models import (
+    DeviceRow,
+    GatewayRow,
+    SensorRow,
+    SiteRow,
+    TenantRow,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +136,9 @@ async def list_tenants(request: Request) -> list[Tenant]:
 @router.get("/sites", response_model=list[Site], summary="List sites")
 async def list_sites(request: Request, tenant: str | None = None) -> list[Site]:
     """Return the sites, optionally of one tenant."""
-    rows = await asyncio.to_thread(_context(request).registry.list_rows, SiteRow, tenant=tenant)
+    rows = await asyncio.to_thread(
+        _context(request).registry.list_rows, SiteRow, tenant=tenant
+    )
     return [Site(tenant=r.tenant, site=r.site, name=r.name) for r in rows]
 
 
@@ -186,7 +194,9 @@ async def list_devices(
     ]
 
 
-@router.get("/sensors", response_model=list[Sensor], summary="List sensors with latest values")
+@router.get(
+    "/sensors", response_model=list[Sensor], summary="List sensors with latest values"
+)
 async def list_sensors(
     request: Request,
     tenant: str | None = None,
@@ -254,14 +264,22 @@ async def series_points(
         ),
     ] = "-24h",
     until: Annotated[
-        str, Query(description="End, exclusive: epoch ms or s, or a Graphite form like now")
+        str,
+        Query(description="End, exclusive: epoch ms or s, or a Graphite form like now"),
     ] = "now",
     step: Annotated[
         int | None,
-        Query(ge=1, le=366 * 86_400, description="Bucket width in seconds; omit for raw points"),
+        Query(
+            ge=1,
+            le=366 * 86_400,
+            description="Bucket width in seconds; omit for raw points",
+        ),
     ] = None,
     agg: Annotated[
-        str, Query(description="Aggregation per bucket: avg, min, max, sum, last, count, ...")
+        str,
+        Query(
+            description="Aggregation per bucket: avg, min, max, sum, last, count, ..."
+        ),
     ] = "avg",
 ) -> SeriesPoints:
     """Return raw points, or one aggregated value per `step` seconds."""
@@ -274,7 +292,9 @@ async def series_points(
     func = canonical_aggregation(agg)
     metas = await asyncio.to_thread(context.store.series, [series])
     if not metas:
-        raise HTTPException(404, f"series {series!r} not found; list series at /api/v1/sensors")
+        raise HTTPException(
+            404, f"series {series!r} not found; list series at /api/v1/sensors"
+        )
     meta = metas[0]
     if step is None:
         data = await asyncio.to_thread(context.store.read, [series], start, end)
@@ -284,7 +304,7 @@ async def series_points(
                 f"{timestamps.size} points between from and until exceed the limit of "
                 f"{MAX_RAW_POINTS} raw points; pass step (seconds) to aggregate"
             )
-        points = list(zip(timestamps.tolist(), values.tolist()))
+        points = list(zip(timestamps.tolist(), values.tolist(), strict=True))
         return SeriesPoints(
             series=series, unit=meta.unit, step_s=None, aggregation=None, points=points
         )
@@ -302,14 +322,16 @@ async def series_points(
     stamps = first + np.arange(count, dtype=np.int64) * step_ms
     points = [
         (t, None if np.isnan(v) else v)
-        for t, v in zip(stamps.tolist(), aggregated.tolist())
+        for t, v in zip(stamps.tolist(), aggregated.tolist(), strict=True)
     ]
-    return SeriesPoints(series=series, unit=meta.unit, step_s=step, aggregation=func, points=points)
+    return SeriesPoints(
+        series=series, unit=meta.unit, step_s=step, aggregation=func, points=points
+    )
 
 
 @router.get("/collector/stats", summary="Counters of the collector")
 async def collector_stats(request: Request) -> dict[str, Any]:
-    """Return the collector's counters: messages, accepted points, rejections by reason."""
+    """Return the collector's counters, with rejections by reason."""
     collector = _context(request).collector
     if collector is None:
         raise HTTPException(404, "no collector runs in this process")

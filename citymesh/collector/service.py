@@ -151,7 +151,10 @@ class Collector:
                 await asyncio.sleep(delay)
 
     async def handle(self, topic: str, payload: bytes) -> None:
-        """Validate one uplink message and queue or apply it; never raises on bad input."""
+        """Validate one uplink message, then queue or apply it.
+
+        Bad input is rejected and counted, never raised.
+        """
         self.stats.messages_received += 1
         try:
             where = parse_topic(topic)
@@ -159,23 +162,35 @@ class Collector:
             self._reject(topic, "?", MessageRejected("invalid_topic", str(exc)))
             return
         gateway = f"{where.tenant}/{where.gateway}"
-        if not payload and where.channel in (Channel.BIRTH, Channel.STATUS, Channel.DEATH):
+        if not payload and where.channel in (
+            Channel.BIRTH,
+            Channel.STATUS,
+            Channel.DEATH,
+        ):
             return  # a cleared retained message
         try:
             if where.channel is Channel.READINGS:
-                await self._queue.put(self._accept_readings(where.tenant, where.gateway, payload))
+                await self._queue.put(
+                    self._accept_readings(where.tenant, where.gateway, payload)
+                )
             elif where.channel is Channel.BIRTH:
                 birth = decode(payload, Birth, self._settings.max_message_bytes)
-                self._check_origin(birth.tenant, birth.gateway, where.tenant, where.gateway)
+                self._check_origin(
+                    birth.tenant, birth.gateway, where.tenant, where.gateway
+                )
                 await self._on_birth(birth)
             elif where.channel is Channel.STATUS:
                 status = decode(payload, Status, self._settings.max_message_bytes)
-                self._check_origin(status.tenant, status.gateway, where.tenant, where.gateway)
+                self._check_origin(
+                    status.tenant, status.gateway, where.tenant, where.gateway
+                )
                 await asyncio.to_thread(self._registry.record_status, status, _now_ms())
                 self._publish_gateway(where.tenant, where.gateway, status.online)
             elif where.channel is Channel.DEATH:
                 death = decode(payload, Death, self._settings.max_message_bytes)
-                self._check_origin(death.tenant, death.gateway, where.tenant, where.gateway)
+                self._check_origin(
+                    death.tenant, death.gateway, where.tenant, where.gateway
+                )
                 await asyncio.to_thread(
                     self._registry.record_death, where.tenant, where.gateway, _now_ms()
                 )
@@ -184,7 +199,9 @@ class Collector:
         except MessageRejected as exc:
             self._reject(topic, gateway, exc)
 
-    def _check_origin(self, tenant: str, gateway: str, topic_tenant: str, topic_gateway: str) -> None:
+    def _check_origin(
+        self, tenant: str, gateway: str, topic_tenant: str, topic_gateway: str
+    ) -> None:
         if (tenant, gateway) != (topic_tenant, topic_gateway):
             raise MessageRejected(
                 "topic_mismatch",
@@ -232,7 +249,11 @@ class Collector:
                 quantity=item.quantity,
                 unit=quantity.unit,
                 step_s=step,
-                tags={"quantity": item.quantity, "unit": quantity.unit, "device": item.device},
+                tags={
+                    "quantity": item.quantity,
+                    "unit": quantity.unit,
+                    "device": item.device,
+                },
             )
             points = np.asarray(item.points, dtype=np.float64).reshape(-1, 2)
             blocks.append(
@@ -242,12 +263,15 @@ class Collector:
                     points[:, 1].copy(),
                 )
             )
-            refs.append(SensorRef(tenant, batch.site, gateway, item.device, item.quantity, step))
+            refs.append(
+                SensorRef(tenant, batch.site, gateway, item.device, item.quantity, step)
+            )
         skipped = tracker.accept(batch.seq)
         if skipped:
             self.stats.sequence_gaps += skipped
             logger.warning(
-                "gateway %s/%s skipped %d sequence numbers before %d: readings may be lost",
+                "gateway %s/%s skipped %d sequence numbers before %d: "
+                "readings may be lost",
                 tenant,
                 gateway,
                 skipped,
@@ -270,7 +294,11 @@ class Collector:
         for device in birth.devices:
             for sensor in device.sensors:
                 name = series_name(
-                    birth.tenant, birth.site, birth.gateway, device.device, sensor.quantity
+                    birth.tenant,
+                    birth.site,
+                    birth.gateway,
+                    device.device,
+                    sensor.quantity,
                 )
                 self._steps[name] = sensor.step_s
         await asyncio.to_thread(self._registry.record_birth, birth, _now_ms())
@@ -280,7 +308,12 @@ class Collector:
         self._hub.publish(
             Event(
                 "gateway",
-                {"tenant": tenant, "gateway": gateway, "online": online, "last_seen": _now_ms()},
+                {
+                    "tenant": tenant,
+                    "gateway": gateway,
+                    "online": online,
+                    "last_seen": _now_ms(),
+                },
             )
         )
 
@@ -325,7 +358,9 @@ class Collector:
                 self.stats.write_failures += 1
                 delay = backoff.next_delay()
                 logger.exception(
-                    "write of %d batches failed; retrying in %.1f s", len(pending), delay
+                    "write of %d batches failed; retrying in %.1f s",
+                    len(pending),
+                    delay,
                 )
                 await asyncio.sleep(delay)
         self.stats.writes += 1
@@ -347,5 +382,7 @@ def _points_event(blocks: list[PointsBlock]) -> list[dict[str, object]]:
     return [
         {"series": block.series.name, "timestamp": int(ts), "value": float(value)}
         for block in blocks
-        for ts, value in zip(block.timestamps.tolist(), block.values.tolist())
+        for ts, value in zip(
+            block.timestamps.tolist(), block.values.tolist(), strict=True
+        )
     ]

@@ -15,7 +15,7 @@ class CollectorStats:
     batches_accepted: int = 0
     points_accepted: int = 0
     points_stored: int = 0
-    """Points newly added to the store; a redelivered point is accepted but not stored."""
+    """Points newly added; a redelivered point is accepted but not stored again."""
     writes: int = 0
     write_failures: int = 0
     rejected: Counter[str] = field(default_factory=Counter)

@@ -1,9 +1,10 @@
-"""The gateway agent: batches readings and forwards them to the data centre over MQTT."""
+"""The gateway agent: batches readings and forwards them over MQTT."""
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -87,12 +88,18 @@ class GatewayAgent:
         every batch was acknowledged by the broker.
         """
         async with asyncio.TaskGroup() as group:
-            batcher = group.create_task(self._batch_loop(readings), name="gateway-batcher")
-            publisher = group.create_task(self._publish_loop(), name="gateway-publisher")
-            waiters = [asyncio.create_task(stop.wait())]
+            batcher = group.create_task(
+                self._batch_loop(readings), name="gateway-batcher"
+            )
+            publisher = group.create_task(
+                self._publish_loop(), name="gateway-publisher"
+            )
+            waiters: list[asyncio.Task[object]] = [asyncio.create_task(stop.wait())]
             if exit_when_done:
                 waiters.append(asyncio.create_task(self._drained()))
-            await asyncio.wait([*waiters, publisher], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                [*waiters, publisher], return_when=asyncio.FIRST_COMPLETED
+            )
             for waiter in waiters:
                 waiter.cancel()
             # The batcher queues its partial batch as it ends, so the
@@ -103,7 +110,8 @@ class GatewayAgent:
             self._wake.set()
         self._sequence.close()
         logger.info(
-            "gateway %s/%s stopped: %d readings in %d batches sent, %d batches dropped, "
+            "gateway %s/%s stopped: %d readings in %d batches sent, "
+            "%d batches dropped, "
             "%d still queued",
             self.settings.tenant,
             self.settings.gateway,
@@ -129,7 +137,9 @@ class GatewayAgent:
         finally:
             await chunks.put(None)
 
-    async def _batch_loop(self, readings: AsyncIterator[Sequence[RecordedReading]]) -> None:
+    async def _batch_loop(
+        self, readings: AsyncIterator[Sequence[RecordedReading]]
+    ) -> None:
         # The source runs in its own task: a timeout on the queue is safe,
         # whereas cancelling the source's own __anext__ would close it.
         chunks: asyncio.Queue[Sequence[RecordedReading] | None] = asyncio.Queue(16)
@@ -167,7 +177,9 @@ class GatewayAgent:
     def _enqueue(self, readings: Sequence[RecordedReading]) -> None:
         grouped: dict[tuple[str, str], list[tuple[int, float]]] = {}
         for r in readings:
-            grouped.setdefault((r.device, r.quantity), []).append((r.timestamp_ms, r.value))
+            grouped.setdefault((r.device, r.quantity), []).append(
+                (r.timestamp_ms, r.value)
+            )
         seq = self._sequence.next()
         batch = ReadingsBatch(
             v=PROTOCOL_VERSION,
@@ -186,7 +198,8 @@ class GatewayAgent:
             self.batches_dropped += 1
             if self.batches_dropped == 1 or self.batches_dropped % 1000 == 0:
                 logger.warning(
-                    "gateway %s buffer full: dropped batch %d (%d batches dropped so far)",
+                    "gateway %s buffer full: dropped batch %d "
+                    "(%d batches dropped so far)",
                     self.settings.gateway,
                     dropped.seq,
                     self.batches_dropped,
@@ -223,8 +236,14 @@ class GatewayAgent:
         mqtt = self.settings.mqtt
         address = mqtt.address()
         backoff = Backoff(cap_s=mqtt.reconnect_max_s)
-        death = Death(v=PROTOCOL_VERSION, tenant=self.settings.tenant, gateway=self.settings.gateway)
-        will = aiomqtt.Will(self._topic(Channel.DEATH), encode(death), qos=1, retain=True)
+        death = Death(
+            v=PROTOCOL_VERSION,
+            tenant=self.settings.tenant,
+            gateway=self.settings.gateway,
+        )
+        will = aiomqtt.Will(
+            self._topic(Channel.DEATH), encode(death), qos=1, retain=True
+        )
         while True:
             try:
                 async with aiomqtt.Client(
@@ -238,11 +257,16 @@ class GatewayAgent:
                     timeout=mqtt.connect_timeout_s,
                 ) as client:
                     await client.publish(
-                        self._topic(Channel.BIRTH), encode(self._birth()), qos=1, retain=True
+                        self._topic(Channel.BIRTH),
+                        encode(self._birth()),
+                        qos=1,
+                        retain=True,
                     )
                     # An empty retained message clears the previous session's
                     # last will, so a new subscriber does not see us as dead.
-                    await client.publish(self._topic(Channel.DEATH), b"", qos=1, retain=True)
+                    await client.publish(
+                        self._topic(Channel.DEATH), b"", qos=1, retain=True
+                    )
                     logger.info(
                         "gateway %s/%s connected to %s as %s",
                         self.settings.tenant,
@@ -271,10 +295,8 @@ class GatewayAgent:
                     exc,
                     delay,
                 )
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), delay)
-                except TimeoutError:
-                    pass
 
     async def _send_while_connected(self, client: aiomqtt.Client) -> None:
         interval = self.settings.publish.status_interval_s
@@ -284,7 +306,10 @@ class GatewayAgent:
             now = time.monotonic()
             if now >= next_status:
                 await client.publish(
-                    self._topic(Channel.STATUS), encode(self.status()), qos=1, retain=True
+                    self._topic(Channel.STATUS),
+                    encode(self.status()),
+                    qos=1,
+                    retain=True,
                 )
                 next_status = now + interval
             while self._outbox:
@@ -302,13 +327,20 @@ class GatewayAgent:
                     await self._say_goodbye(client)
                     return
             self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), max(0.0, next_status - time.monotonic()))
-            except TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._wake.wait(), max(0.0, next_status - time.monotonic())
+                )
 
     async def _say_goodbye(self, client: aiomqtt.Client) -> None:
         await client.publish(
-            self._topic(Channel.STATUS), encode(self.status(online=False)), qos=1, retain=True
+            self._topic(Channel.STATUS),
+            encode(self.status(online=False)),
+            qos=1,
+            retain=True,
         )
-        logger.info("gateway %s/%s disconnecting cleanly", self.settings.tenant, self.settings.gateway)
+        logger.info(
+            "gateway %s/%s disconnecting cleanly",
+            self.settings.tenant,
+            self.settings.gateway,
+        )

@@ -24,7 +24,9 @@ def build_replay(settings: GatewaySettings) -> tuple[Replay, list[DeviceInfo]]:
     """Open the configured recorded sources and the devices they replay."""
     replay_settings = settings.replay
     sources = [
-        source for name in replay_settings.sources for source in open_replay_sources(name, replay_settings.limit)
+        source
+        for name in replay_settings.sources
+        for source in open_replay_sources(name, replay_settings.limit)
     ]
     speed = replay_settings.speed or None
     replay = Replay(
@@ -46,7 +48,9 @@ def open_replay_sources(name: str, limit: int | None) -> list[RecordedSource]:
     if name == "occupancy":
         # The three UCI recordings follow one another in time; as separate
         # sources, each paced from its own start, the three rooms play at once.
-        return [open_source(name, devices=[room], limit=limit) for room in OCCUPANCY_ROOMS]
+        return [
+            open_source(name, devices=[room], limit=limit) for room in OCCUPANCY_ROOMS
+        ]
     if name == "traffic":
         return [open_source(name, start_ms=TRAFFIC_START_MS, limit=limit)]
     return [open_source(name, limit=limit)]

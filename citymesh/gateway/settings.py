@@ -50,7 +50,7 @@ class PublishSettings(_Section):
     batch_max_delay_ms: Annotated[int, Field(ge=0, le=60_000)] = 200
     status_interval_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
     buffer_max_batches: Annotated[int, Field(ge=1, le=10_000_000)] = 10_000
-    """Batches kept in memory while the broker is unreachable; the oldest are dropped."""
+    """Batches held while the broker is unreachable; beyond it the oldest go."""
 
 
 class ReplaySettings(_Section):
@@ -62,7 +62,7 @@ class ReplaySettings(_Section):
         "traffic",
     ]
     speed: Annotated[float, Field(ge=0)] = 600.0
-    """Recorded seconds per wall-clock second; 600 replays one minute per 100 ms, 0 as fast as possible."""
+    """Recorded seconds per second: 600 plays a minute per 100 ms, 0 is unpaced."""
     timestamps: Literal["recorded", "now"] = "now"
     loop: bool = True
     """Start again at the end (only with timestamps = "now")."""

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StrictFloat,
     StrictBool,
+    StrictFloat,
     StrictInt,
     StrictStr,
     StringConstraints,
@@ -27,7 +27,7 @@ from citymesh.errors import MessageRejected
 from citymesh.protocol.names import ID_PATTERN
 from citymesh.protocol.quantities import QUANTITIES
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION: Final = 1
 
 # 2000-01-01 and 2100-01-01 in ms: readings outside are clock faults, not data.
 MIN_TIMESTAMP_MS = 946_684_800_000

@@ -25,6 +25,8 @@ def check_identifier(value: str, what: str) -> str:
     return value
 
 
-def series_name(tenant: str, site: str, gateway: str, device: str, quantity: str) -> str:
+def series_name(
+    tenant: str, site: str, gateway: str, device: str, quantity: str
+) -> str:
     """Build the dotted series name `<tenant>.<site>.<gateway>.<device>.<quantity>`."""
     return ".".join((tenant, site, gateway, device, quantity))

@@ -41,4 +41,6 @@ def lookup_quantity(name: str) -> Quantity:
         return QUANTITIES[name]
     except KeyError:
         choices = ", ".join(sorted(QUANTITIES))
-        raise KeyError(f"unknown quantity {name!r}; known quantities: {choices}") from None
+        raise KeyError(
+            f"unknown quantity {name!r}; known quantities: {choices}"
+        ) from None

@@ -1,11 +1,11 @@
 """MQTT topic layout of protocol version 1.
 
-    citymesh/v1/<tenant>/<gateway>/readings   gateway -> data centre, QoS 1
-    citymesh/v1/<tenant>/<gateway>/birth      gateway -> data centre, retained
-    citymesh/v1/<tenant>/<gateway>/status     gateway -> data centre, retained
-    citymesh/v1/<tenant>/<gateway>/death      last will, retained
-    citymesh/v1/<tenant>/<gateway>/commands   data centre -> gateway
-    citymesh/v1/<tenant>/<gateway>/responses  gateway -> data centre
+citymesh/v1/<tenant>/<gateway>/readings   gateway -> data centre, QoS 1
+citymesh/v1/<tenant>/<gateway>/birth      gateway -> data centre, retained
+citymesh/v1/<tenant>/<gateway>/status     gateway -> data centre, retained
+citymesh/v1/<tenant>/<gateway>/death      last will, retained
+citymesh/v1/<tenant>/<gateway>/commands   data centre -> gateway
+citymesh/v1/<tenant>/<gateway>/responses  gateway -> data centre
 """
 
 from __future__ import annotations

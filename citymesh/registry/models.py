@@ -40,7 +40,9 @@ class GatewayRow(Base):
     boot_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     software: Mapped[str] = mapped_column(String(200), default="")
     status: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
-    __table_args__ = (ForeignKeyConstraint(["tenant", "site"], ["sites.tenant", "sites.site"]),)
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant", "site"], ["sites.tenant", "sites.site"]),
+    )
 
 
 class DeviceRow(Base):
@@ -55,7 +57,9 @@ class DeviceRow(Base):
     latitude: Mapped[float | None] = mapped_column(Float, nullable=True)
     longitude: Mapped[float | None] = mapped_column(Float, nullable=True)
     __table_args__ = (
-        ForeignKeyConstraint(["tenant", "gateway"], ["gateways.tenant", "gateways.gateway"]),
+        ForeignKeyConstraint(
+            ["tenant", "gateway"], ["gateways.tenant", "gateways.gateway"]
+        ),
     )
 
 

@@ -42,7 +42,9 @@ class SensorRef:
     @property
     def series(self) -> str:
         """Return the dotted series name of this sensor."""
-        return series_name(self.tenant, self.site, self.gateway, self.device, self.quantity)
+        return series_name(
+            self.tenant, self.site, self.gateway, self.device, self.quantity
+        )
 
 
 class Registry:
@@ -59,7 +61,9 @@ class Registry:
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
         self._lock = threading.Lock()
         self._known_sensors: set[str] = set()
-        logger.info("registry open at %s", self._engine.url.render_as_string(hide_password=True))
+        logger.info(
+            "registry open at %s", self._engine.url.render_as_string(hide_password=True)
+        )
 
     def close(self) -> None:
         """Release the database connections."""
@@ -73,7 +77,9 @@ class Registry:
                 raise StorageError(f"registry write failed: {exc}") from exc
 
     @staticmethod
-    def _ensure_path(session: Session, tenant: str, site: str, gateway: str) -> GatewayRow:
+    def _ensure_path(
+        session: Session, tenant: str, site: str, gateway: str
+    ) -> GatewayRow:
         if session.get(TenantRow, tenant) is None:
             session.add(TenantRow(tenant=tenant, name=tenant))
             session.flush()
@@ -98,7 +104,9 @@ class Registry:
             row.boot_ms = birth.boot_ms
             row.software = birth.software
             for info in birth.devices:
-                device = session.get(DeviceRow, (birth.tenant, birth.gateway, info.device))
+                device = session.get(
+                    DeviceRow, (birth.tenant, birth.gateway, info.device)
+                )
                 if device is None:
                     device = DeviceRow(
                         tenant=birth.tenant, gateway=birth.gateway, device=info.device
@@ -158,7 +166,10 @@ class Registry:
         def work(session: Session) -> None:
             for ref in missing:
                 self._ensure_path(session, ref.tenant, ref.site, ref.gateway)
-                if session.get(DeviceRow, (ref.tenant, ref.gateway, ref.device)) is None:
+                if (
+                    session.get(DeviceRow, (ref.tenant, ref.gateway, ref.device))
+                    is None
+                ):
                     session.add(
                         DeviceRow(
                             tenant=ref.tenant,

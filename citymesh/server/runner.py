@@ -43,7 +43,9 @@ class _EmbeddedUvicorn(uvicorn.Server):
 class DataCentre:
     """Broker, store, registry, collector and HTTP API, as one async context manager."""
 
-    def __init__(self, settings: ServerSettings, http_option: str = "http.port") -> None:
+    def __init__(
+        self, settings: ServerSettings, http_option: str = "http.port"
+    ) -> None:
         self.settings = settings
         self._http_option = http_option
         self._stack = AsyncExitStack()
@@ -110,15 +112,23 @@ class DataCentre:
         except TimeoutError:
             raise ConfigError(
                 f"the collector could not subscribe at {self.broker_address} within "
-                f"{SUBSCRIBE_TIMEOUT_S:.0f} s; check broker.url and that the broker runs"
+                f"{SUBSCRIBE_TIMEOUT_S:.0f} s; check broker.url and that the broker "
+                "runs"
             ) from None
 
-        app = create_app(ApiContext(store=store, registry=registry, hub=self.hub, collector=collector))
+        app = create_app(
+            ApiContext(
+                store=store, registry=registry, hub=self.hub, collector=collector
+            )
+        )
         config = uvicorn.Config(
-            app, host=http.host, port=http.port, log_config=None, access_log=False,
+            app,
+            host=http.host,
+            port=http.port,
+            log_config=None,
+            access_log=False,
             lifespan="on",
             timeout_graceful_shutdown=3,
-
         )
         server = _EmbeddedUvicorn(config)
         self._http = server

@@ -77,7 +77,9 @@ class TimeSeriesStore(Protocol):
         """
         ...
 
-    def read(self, names: Sequence[str], start_ms: int, end_ms: int) -> list[SeriesData]:
+    def read(
+        self, names: Sequence[str], start_ms: int, end_ms: int
+    ) -> list[SeriesData]:
         """Return the points of each named series with start_ms <= t < end_ms.
 
         Unknown names are left out of the result.

@@ -156,19 +156,24 @@ class DuckDBStore:
                 ids = [self._series_id(b.series) for b in blocks]
                 batch = _dedupe(
                     np.concatenate(
-                        [np.full(b.timestamps.size, i, np.int32) for b, i in zip(blocks, ids)]
+                        [
+                            np.full(b.timestamps.size, i, np.int32)
+                            for b, i in zip(blocks, ids, strict=True)
+                        ]
                     ),
                     np.concatenate([b.timestamps.astype(np.int64) for b in blocks]),
                     np.concatenate([b.values.astype(np.float64) for b in blocks]),
                 )
                 con.register("citymesh_batch", batch)
                 added = con.execute(
-                    "INSERT OR IGNORE INTO points SELECT sid, ts, value FROM citymesh_batch"
+                    "INSERT OR IGNORE INTO points"
+                    " SELECT sid, ts, value FROM citymesh_batch"
                 ).fetchone()
                 con.execute(
                     """
                     INSERT INTO latest
-                    SELECT sid, max(ts), arg_max(value, ts) FROM citymesh_batch GROUP BY sid
+                    SELECT sid, max(ts), arg_max(value, ts)
+                    FROM citymesh_batch GROUP BY sid
                     ON CONFLICT (series_id) DO UPDATE
                     SET ts = excluded.ts, value = excluded.value
                     WHERE excluded.ts >= latest.ts
@@ -179,7 +184,9 @@ class DuckDBStore:
             except duckdb.Error as exc:
                 con.execute("ROLLBACK")
                 self._reload_after_rollback()
-                raise StorageError(f"write of {len(blocks)} series failed: {exc}") from exc
+                raise StorageError(
+                    f"write of {len(blocks)} series failed: {exc}"
+                ) from exc
         return int(added[0]) if added else 0
 
     def _reload_after_rollback(self) -> None:
@@ -187,18 +194,24 @@ class DuckDBStore:
         self._by_id.clear()
         self._load_series()
 
-    def read(self, names: Sequence[str], start_ms: int, end_ms: int) -> list[SeriesData]:
+    def read(
+        self, names: Sequence[str], start_ms: int, end_ms: int
+    ) -> list[SeriesData]:
         """Return the points of each known named series with start <= t < end."""
         known = [self._by_name[n] for n in dict.fromkeys(names) if n in self._by_name]
         if not known:
             return []
         ids = [series_id for series_id, _ in known]
-        result = self._cursor().execute(
-            "SELECT series_id, ts, value FROM points"
-            " WHERE series_id IN (SELECT unnest(?)) AND ts >= ? AND ts < ?"
-            " ORDER BY series_id, ts",
-            [ids, start_ms, end_ms],
-        ).fetchnumpy()
+        result = (
+            self._cursor()
+            .execute(
+                "SELECT series_id, ts, value FROM points"
+                " WHERE series_id IN (SELECT unnest(?)) AND ts >= ? AND ts < ?"
+                " ORDER BY series_id, ts",
+                [ids, start_ms, end_ms],
+            )
+            .fetchnumpy()
+        )
         sids = np.asarray(result["series_id"], dtype=np.int64)
         ts = np.asarray(result["ts"], dtype=np.int64)
         values = np.asarray(result["value"], dtype=np.float64)
@@ -224,7 +237,9 @@ class DuckDBStore:
 
     def latest(self, names: Sequence[str] | None = None) -> list[LatestValue]:
         """Return the newest point of each named series, or of all series."""
-        rows = self._cursor().execute("SELECT series_id, ts, value FROM latest").fetchall()
+        rows = (
+            self._cursor().execute("SELECT series_id, ts, value FROM latest").fetchall()
+        )
         wanted = None if names is None else set(names)
         out = []
         for series_id, ts, value in rows:
@@ -242,9 +257,11 @@ class DuckDBStore:
 
     def get_state(self, key: str) -> str | None:
         """Return a value stored with set_state, or None."""
-        row = self._cursor().execute(
-            "SELECT value FROM state WHERE key = ?", [key]
-        ).fetchone()
+        row = (
+            self._cursor()
+            .execute("SELECT value FROM state WHERE key = ?", [key])
+            .fetchone()
+        )
         return None if row is None else str(row[0])
 
     def set_state(self, items: Mapping[str, str]) -> None:

@@ -54,7 +54,12 @@ def _node_regex(node: str, pattern: str) -> str:
 @lru_cache(maxsize=1024)
 def glob_to_regex(pattern: str) -> str:
     """Translate a dotted glob into an anchored regular expression."""
-    if not pattern or pattern.startswith(".") or pattern.endswith(".") or ".." in pattern:
+    if (
+        not pattern
+        or pattern.startswith(".")
+        or pattern.endswith(".")
+        or ".." in pattern
+    ):
         raise QueryError(f"invalid metric pattern {pattern!r}: empty node")
     nodes = _split_nodes(pattern)
     return "^" + r"\.".join(_node_regex(n, pattern) for n in nodes) + "$"

@@ -1,1 +1,1 @@
-"""MQTT transport: broker addresses, client connections with backoff, the embedded broker."""
+"""MQTT transport: broker addresses, reconnect backoff, the embedded broker."""

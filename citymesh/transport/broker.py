@@ -33,7 +33,8 @@ class EmbeddedBroker:
         port = self._port or free_port(self._host)
         if port_in_use(self._host, port):
             raise ConfigError(
-                f"cannot start the embedded MQTT broker: {self._host}:{port} is already "
+                "cannot start the embedded MQTT broker: "
+                f"{self._host}:{port} is already "
                 f"in use (a Mosquitto on 1883?). Choose another port with "
                 f"{self._option_name}, or 0 for any free port"
             )
@@ -51,7 +52,9 @@ class EmbeddedBroker:
         try:
             await self._broker.start()
         except BrokerError as exc:
-            raise TransportError(f"embedded MQTT broker failed to start: {exc}") from exc
+            raise TransportError(
+                f"embedded MQTT broker failed to start: {exc}"
+            ) from exc
         self.address = BrokerAddress(self._host, port)
         logger.info("embedded MQTT broker listening on %s", self.address)
         return self

@@ -46,7 +46,8 @@ def listening_socket() -> Iterator[int]:
         yield sock.getsockname()[1]
 
 
-def test_demo_sigterm_loses_no_accepted_reading(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_demo_signal_loses_no_accepted_reading(tmp_path: Path, signum: int) -> None:
     port = free_port()
     process = subprocess.Popen(
         [*CITYMESH, "demo", "--http-port", str(port), "--data-dir", str(tmp_path)],
@@ -60,7 +61,7 @@ def test_demo_sigterm_loses_no_accepted_reading(tmp_path: Path) -> None:
     while httpx.get(f"{base}/api/v1/collector/stats").json()["points_stored"] < 500:
         assert time.monotonic() < deadline, "the demo stored too few readings"
         time.sleep(0.2)
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(signum)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
     assert "dashboard:  http://127.0.0.1:" in err
@@ -77,9 +78,18 @@ def test_demo_sigterm_loses_no_accepted_reading(tmp_path: Path) -> None:
     assert row[0] == stats["points_accepted"] == stats["points_stored"]
 
 
-def test_demo_http_port_in_use_names_option(tmp_path: Path, listening_socket: int) -> None:
+def test_demo_http_port_in_use_names_option(
+    tmp_path: Path, listening_socket: int
+) -> None:
     result = subprocess.run(
-        [*CITYMESH, "demo", "--http-port", str(listening_socket), "--data-dir", str(tmp_path)],
+        [
+            *CITYMESH,
+            "demo",
+            "--http-port",
+            str(listening_socket),
+            "--data-dir",
+            str(tmp_path),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -89,7 +99,9 @@ def test_demo_http_port_in_use_names_option(tmp_path: Path, listening_socket: in
     assert "--http-port" in result.stderr
 
 
-def test_server_broker_port_in_use_names_option(tmp_path: Path, listening_socket: int) -> None:
+def test_server_broker_port_in_use_names_option(
+    tmp_path: Path, listening_socket: int
+) -> None:
     env = {
         **os.environ,
         "CITYMESH_BROKER__PORT": str(listening_socket),
@@ -162,7 +174,9 @@ def test_server_and_gateway_processes_via_mosquitto(tmp_path: Path) -> None:
         assert len(sensors) == 33
         reported = {r.device for r in open_source("pedestrian", limit=330).readings()}
         assert {s["device"] for s in sensors if s["latest"] is not None} == reported
-        gateways = httpx.get(f"{base}/api/v1/gateways", params={"tenant": tenant}).json()
+        gateways = httpx.get(
+            f"{base}/api/v1/gateways", params={"tenant": tenant}
+        ).json()
         assert [(g["gateway"], g["site"], g["online"]) for g in gateways] == [
             ("gw-7", "melbourne", False)
         ]

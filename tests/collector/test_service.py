@@ -1,4 +1,4 @@
-"""The collector rejects and counts bad messages and stores the good ones around them."""
+"""The collector rejects and counts bad messages and stores the good ones."""
 
 from __future__ import annotations
 
@@ -16,11 +16,17 @@ GATEWAY = "gw-bad"
 
 def _real_points(count: int) -> list[list[float]]:
     """CO2 readings of the UCI room as [timestamp_ms, value] pairs."""
-    readings = [r for r in open_source("occupancy", limit=count).readings() if r.quantity == "co2"]
+    readings = [
+        r
+        for r in open_source("occupancy", limit=count).readings()
+        if r.quantity == "co2"
+    ]
     return [[r.timestamp_ms, r.value] for r in readings]
 
 
-def _batch(tenant: str, seq: int, points: list[list[float]], **changes: Any) -> dict[str, Any]:
+def _batch(
+    tenant: str, seq: int, points: list[list[float]], **changes: Any
+) -> dict[str, Any]:
     batch: dict[str, Any] = {
         "v": 1,
         "tenant": tenant,
@@ -47,7 +53,11 @@ def test_collector_rejects_bad_messages_keeps_good(server: RunningServer) -> Non
     )
     mixed = _batch(tenant, 6, points[32:34])
     mixed["series"].append(
-        {"device": "room-1", "quantity": "temperature", "points": [[points[34][0], "21.5"]]}
+        {
+            "device": "room-1",
+            "quantity": "temperature",
+            "points": [[points[34][0], "21.5"]],
+        }
     )
     oversized = _batch(tenant, 7, [[points[0][0] + i, 1.0] for i in range(60_000)])
     wrong_tenant = _batch("someoneelse", 8, points[35:36])
@@ -60,7 +70,9 @@ def test_collector_rejects_bad_messages_keeps_good(server: RunningServer) -> Non
         (with_nan, "non_finite_value"),
         (_encode(mixed), "invalid_fields"),
         (
-            _encode(_batch(tenant, 10, [[points[37][0], 1.0]])).replace(b'"co2"', b'"co3"'),
+            _encode(_batch(tenant, 10, [[points[37][0], 1.0]])).replace(
+                b'"co2"', b'"co3"'
+            ),
             "unknown_quantity",
         ),
         (_encode(oversized), "too_large"),
@@ -88,7 +100,10 @@ def test_collector_rejects_bad_messages_keeps_good(server: RunningServer) -> Non
     assert store is not None
     co2 = f"{tenant}.lab.{GATEWAY}.room-1.co2"
     (data,) = store.read([co2], 0, 2**62)
-    stored = [[t, v] for t, v in zip(data.timestamps.tolist(), data.values.tolist())]
+    stored = [
+        [t, v]
+        for t, v in zip(data.timestamps.tolist(), data.values.tolist(), strict=True)
+    ]
     assert stored == first + second + third
     # Nothing of a rejected batch is stored, not even its valid series.
     assert store.series([f"{tenant}.lab.{GATEWAY}.room-1.temperature"]) == []
@@ -104,7 +119,9 @@ def test_collector_counts_invalid_topic(server: RunningServer) -> None:
 
 
 @pytest.mark.parametrize("repeat", [2, 3])
-def test_collector_same_batch_new_seq_stored_once(server: RunningServer, repeat: int) -> None:
+def test_collector_same_batch_new_seq_stored_once(
+    server: RunningServer, repeat: int
+) -> None:
     points = _real_points(20)
     payloads = [_encode(_batch(server.tenant, seq, points)) for seq in range(repeat)]
     server.publish_raw(topic_for(server.tenant, GATEWAY, Channel.READINGS), payloads)

@@ -51,9 +51,12 @@ def _expected(tenant: str) -> dict[str, dict[int, float]]:
 
 
 def _replay(running: RunningServer, settings: GatewaySettings) -> int:
-    agent = running.call(run_gateway(settings, asyncio.Event(), exit_when_done=True), 120)
+    agent = running.call(
+        run_gateway(settings, asyncio.Event(), exit_when_done=True), 120
+    )
     running.published.extend(
-        f"citymesh/v1/{settings.tenant}/{settings.gateway}/{c}" for c in ("birth", "status")
+        f"citymesh/v1/{settings.tenant}/{settings.gateway}/{c}"
+        for c in ("birth", "status")
     )
     return int(agent.batches_sent)
 
@@ -71,7 +74,7 @@ def _check_end_to_end(running: RunningServer, tmp_path: Path) -> None:
     assert store.count_points() == total
     for name, points in expected.items():
         (data,) = store.read([name], 0, 2**62)
-        stored = dict(zip(data.timestamps.tolist(), data.values.tolist()))
+        stored = dict(zip(data.timestamps.tolist(), data.values.tolist(), strict=True))
         assert stored == points, name
 
     # The REST API returns the raw points exactly.
@@ -127,7 +130,9 @@ def _check_end_to_end(running: RunningServer, tmp_path: Path) -> None:
     assert collector.stats.points_accepted == 2 * total
 
 
-def test_replay_end_to_end_embedded_broker(server: RunningServer, tmp_path: Path) -> None:
+def test_replay_end_to_end_embedded_broker(
+    server: RunningServer, tmp_path: Path
+) -> None:
     _check_end_to_end(server, tmp_path)
 
 
