@@ -7,6 +7,7 @@ CitymeshError
  +-- StorageError           the time-series store failed or was used wrongly
  +-- QueryError             a render target, time or parameter is invalid
  +-- TransportError         an MQTT broker is unreachable or refused us
+      +-- CommandTimeout    a gateway did not answer a command in time
 """
 
 from __future__ import annotations
@@ -43,3 +44,7 @@ class QueryError(CitymeshError, ValueError):
 
 class TransportError(CitymeshError, ConnectionError):
     """An MQTT broker could not be reached or rejected the connection."""
+
+
+class CommandTimeout(TransportError, TimeoutError):
+    """A gateway did not answer a command within the allowed time."""

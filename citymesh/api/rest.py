@@ -9,10 +9,11 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, StringConstraints
 
 from citymesh.api.context import ApiContext
-from citymesh.errors import QueryError
+from citymesh.errors import CommandTimeout, QueryError, TransportError
+from citymesh.protocol.names import ID_PATTERN
 from citymesh.protocol.quantities import QUANTITIES
 from citymesh.query.aggregation import aggregate_buckets, canonical_aggregation
 from citymesh.query.timeparse import parse_time
@@ -326,6 +327,62 @@ async def series_points(
     ]
     return SeriesPoints(
         series=series, unit=meta.unit, step_s=step, aggregation=func, points=points
+    )
+
+
+class CommandRequest(BaseModel):
+    """A command to send to a gateway."""
+
+    command: Annotated[str, StringConstraints(pattern=f"^{ID_PATTERN}$")]
+    args: dict[str, Any] = Field(default_factory=dict)
+    timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
+
+
+class CommandResult(BaseModel):
+    """The gateway's answer to a command."""
+
+    id: str
+    ok: bool
+    result: dict[str, Any]
+    error: str
+
+
+@router.post(
+    "/gateways/{tenant}/{gateway}/commands",
+    response_model=CommandResult,
+    summary="Send a command to a gateway and return its answer",
+    responses={
+        404: {"description": "unknown gateway"},
+        503: {"description": "no broker connection"},
+        504: {"description": "the gateway did not answer in time"},
+    },
+)
+async def send_command(
+    request: Request, tenant: str, gateway: str, body: CommandRequest
+) -> CommandResult:
+    """Send `body.command` to the gateway over MQTT and wait for its response."""
+    context = _context(request)
+    collector = context.collector
+    if collector is None:
+        raise HTTPException(503, "no collector runs in this process to send commands")
+    known = await asyncio.to_thread(
+        context.registry.list_rows, GatewayRow, tenant=tenant, gateway=gateway
+    )
+    if not known:
+        raise HTTPException(
+            404,
+            f"gateway {tenant}/{gateway} not found; list gateways at /api/v1/gateways",
+        )
+    try:
+        response = await collector.send_command(
+            tenant, gateway, body.command, body.args, body.timeout_s
+        )
+    except CommandTimeout as exc:
+        raise HTTPException(504, str(exc)) from None
+    except TransportError as exc:
+        raise HTTPException(503, str(exc)) from None
+    return CommandResult(
+        id=response.id, ok=response.ok, result=response.result, error=response.error
     )
 
 

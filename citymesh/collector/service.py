@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 import aiomqtt
 import numpy as np
@@ -14,11 +16,26 @@ import numpy as np
 from citymesh.collector.events import Event, EventHub
 from citymesh.collector.sequence import SequenceTracker
 from citymesh.collector.stats import CollectorStats
-from citymesh.errors import MessageRejected, StorageError
-from citymesh.protocol.messages import Birth, Death, ReadingsBatch, Status, decode
+from citymesh.errors import (
+    CommandTimeout,
+    MessageRejected,
+    StorageError,
+    TransportError,
+)
+from citymesh.protocol.messages import (
+    PROTOCOL_VERSION,
+    Birth,
+    Command,
+    CommandResponse,
+    Death,
+    ReadingsBatch,
+    Status,
+    decode,
+    encode,
+)
 from citymesh.protocol.names import series_name
 from citymesh.protocol.quantities import lookup_quantity
-from citymesh.protocol.topics import Channel, parse_topic, uplink_filter
+from citymesh.protocol.topics import Channel, parse_topic, topic_for, uplink_filter
 from citymesh.registry.store import Registry, SensorRef
 from citymesh.server.settings import CollectorSettings
 from citymesh.storage.base import PointsBlock, SeriesMeta, TimeSeriesStore
@@ -79,6 +96,8 @@ class Collector:
         self._receiver: asyncio.Task[None] | None = None
         self._writer: asyncio.Task[None] | None = None
         self.subscribed = asyncio.Event()
+        self._client: aiomqtt.Client | None = None
+        self._pending: dict[str, asyncio.Future[CommandResponse]] = {}
         self._writing = False
 
     async def __aenter__(self) -> Collector:
@@ -108,6 +127,56 @@ class Collector:
             self._writer = None
             logger.info("collector stopped: %s", self.stats.as_dict())
 
+    async def send_command(
+        self,
+        tenant: str,
+        gateway: str,
+        command: str,
+        args: dict[str, Any],
+        timeout_s: float,
+    ) -> CommandResponse:
+        """Send a command to a gateway and wait for its response.
+
+        Raises:
+            TransportError: the collector has no broker connection.
+            CommandTimeout: no response came within `timeout_s`.
+        """
+        client = self._client
+        if client is None:
+            raise TransportError(
+                f"cannot send {command!r} to {tenant}/{gateway}: the collector is "
+                f"not connected to the broker {self._broker}"
+            )
+        message = Command(
+            v=PROTOCOL_VERSION, id=uuid.uuid4().hex, command=command, args=args
+        )
+        future: asyncio.Future[CommandResponse] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._pending[message.id] = future
+        try:
+            await client.publish(
+                topic_for(tenant, gateway, Channel.COMMANDS), encode(message), qos=1
+            )
+            logger.info(
+                "command %s (id %s) sent to gateway %s/%s",
+                command,
+                message.id,
+                tenant,
+                gateway,
+            )
+            async with asyncio.timeout(timeout_s):
+                return await future
+        except TimeoutError:
+            raise CommandTimeout(
+                f"gateway {tenant}/{gateway} did not answer {command!r} within "
+                f"{timeout_s:g} s; it may be offline"
+            ) from None
+        except aiomqtt.MqttError as exc:
+            raise TransportError(f"sending {command!r} failed: {exc}") from exc
+        finally:
+            self._pending.pop(message.id, None)
+
     def idle(self) -> bool:
         """Tell whether every accepted batch has been written."""
         return self._queue.empty() and not self._writing
@@ -133,6 +202,7 @@ class Collector:
                         uplink_filter(self._settings.tenant),
                     )
                     backoff.reset()
+                    self._client = client
                     self.subscribed.set()
                     async for message in client.messages:
                         payload = message.payload
@@ -140,6 +210,7 @@ class Collector:
                             payload = str(payload).encode()
                         await self.handle(message.topic.value, bytes(payload))
             except aiomqtt.MqttError as exc:
+                self._client = None
                 self.subscribed.clear()
                 delay = backoff.next_delay()
                 logger.warning(
@@ -186,6 +257,19 @@ class Collector:
                 )
                 await asyncio.to_thread(self._registry.record_status, status, _now_ms())
                 self._publish_gateway(where.tenant, where.gateway, status.online)
+            elif where.channel is Channel.RESPONSES:
+                response = decode(
+                    payload, CommandResponse, self._settings.max_message_bytes
+                )
+                future = self._pending.pop(response.id, None)
+                if future is None:
+                    logger.info(
+                        "response %s from gateway %s matches no pending command",
+                        response.id,
+                        gateway,
+                    )
+                elif not future.done():
+                    future.set_result(response)
             elif where.channel is Channel.DEATH:
                 death = decode(payload, Death, self._settings.max_message_bytes)
                 self._check_origin(

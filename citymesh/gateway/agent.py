@@ -9,10 +9,12 @@ import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import aiomqtt
 
 from citymesh import __version__
+from citymesh.gateway.commands import CommandDispatcher
 from citymesh.gateway.sequence import SequenceCounter
 from citymesh.gateway.settings import GatewaySettings
 from citymesh.gateway.sources import RecordedReading
@@ -72,6 +74,9 @@ class GatewayAgent:
         self.batches_sent = 0
         self.batches_dropped = 0
         self.connected = asyncio.Event()
+        self.commands = CommandDispatcher(settings.gateway)
+        self.commands.register("ping", self._ping)
+        self.commands.register("status", self._status_command)
 
     def _topic(self, channel: Channel) -> str:
         return topic_for(self.settings.tenant, self.settings.gateway, channel)
@@ -276,7 +281,16 @@ class GatewayAgent:
                     )
                     backoff.reset()
                     self.connected.set()
-                    await self._send_while_connected(client)
+                    await client.subscribe(self._topic(Channel.COMMANDS), qos=1)
+                    receiver = asyncio.create_task(
+                        self._receive_commands(client), name="gateway-commands"
+                    )
+                    receiver.add_done_callback(lambda _: self._wake.set())
+                    try:
+                        await self._send_while_connected(client, receiver)
+                    finally:
+                        receiver.cancel()
+                        await asyncio.gather(receiver, return_exceptions=True)
                     return
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
@@ -298,11 +312,42 @@ class GatewayAgent:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), delay)
 
-    async def _send_while_connected(self, client: aiomqtt.Client) -> None:
+    async def _receive_commands(self, client: aiomqtt.Client) -> None:
+        running: set[asyncio.Task[None]] = set()
+        async for message in client.messages:
+            payload = message.payload
+            if not isinstance(payload, bytes | bytearray):
+                continue
+            task = asyncio.create_task(self._answer(client, bytes(payload)))
+            running.add(task)
+            task.add_done_callback(running.discard)
+
+    async def _answer(self, client: aiomqtt.Client, payload: bytes) -> None:
+        response = await self.commands.handle(payload)
+        if response is not None:
+            await client.publish(
+                self._topic(Channel.RESPONSES), encode(response), qos=1
+            )
+
+    async def _ping(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"pong": True, "echo": args.get("echo")}
+
+    async def _status_command(self, args: dict[str, Any]) -> dict[str, Any]:
+        return self.status().model_dump(mode="json")
+
+    async def _send_while_connected(
+        self, client: aiomqtt.Client, receiver: asyncio.Task[None]
+    ) -> None:
         interval = self.settings.publish.status_interval_s
         next_status = 0.0
         drain_deadline: float | None = None
         while True:
+            if receiver.done() and not receiver.cancelled():
+                # The command receiver ends only when the connection broke.
+                error = receiver.exception()
+                raise (
+                    error if error is not None else aiomqtt.MqttError("receiver ended")
+                )
             now = time.monotonic()
             if now >= next_status:
                 await client.publish(
