@@ -65,6 +65,7 @@ class GatewayAgent:
         self._devices = list(devices)
         self._sequence = sequence
         self._outbox: collections.deque[_Outgoing] = collections.deque()
+        self._control: dict[Channel, tuple[bytes, bool]] = {}
         self._wake = asyncio.Event()
         self._source_done = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -212,6 +213,16 @@ class GatewayAgent:
         self._outbox.append(_Outgoing(seq, len(readings), encode(batch)))
         self._wake.set()
 
+    def publish_control(self, channel: Channel, payload: bytes, retain: bool) -> None:
+        """Queue a message other than readings, sent before the next readings.
+
+        Only the newest message per channel is kept, because each replaces the
+        previous one (a topology map, for example). Unsent messages are resent
+        after a reconnect.
+        """
+        self._control[channel] = (payload, retain)
+        self._wake.set()
+
     def status(self, online: bool = True) -> Status:
         """Return the current status report."""
         return Status(
@@ -357,6 +368,13 @@ class GatewayAgent:
                     retain=True,
                 )
                 next_status = now + interval
+            while self._control:
+                channel, (payload, retain) = next(iter(self._control.items()))
+                await client.publish(
+                    self._topic(channel), payload, qos=1, retain=retain
+                )
+                if self._control.get(channel) == (payload, retain):
+                    del self._control[channel]
             while self._outbox:
                 item = self._outbox[0]
                 # aiomqtt returns from a QoS 1 publish once the broker's PUBACK came.
