@@ -7,7 +7,7 @@ CitymeshError
  +-- StorageError           the time-series store failed or was used wrongly
  +-- QueryError             a render target, time or parameter is invalid
  +-- TransportError         an MQTT broker is unreachable or refused us
-      +-- CommandTimeout    a gateway did not answer a command in time
+      +-- CommandTimeout    no response to a command in time
 """
 
 from __future__ import annotations
@@ -47,4 +47,4 @@ class TransportError(CitymeshError, ConnectionError):
 
 
 class CommandTimeout(TransportError, TimeoutError):
-    """A gateway did not answer a command within the allowed time."""
+    """A gateway sent no response to a command within the allowed time."""

@@ -339,7 +339,7 @@ class CommandRequest(BaseModel):
 
 
 class CommandResult(BaseModel):
-    """The gateway's answer to a command."""
+    """The gateway's response to a command."""
 
     id: str
     ok: bool

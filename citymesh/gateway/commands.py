@@ -1,4 +1,4 @@
-"""Commands from the data centre: dispatch by name to handlers, answer by id."""
+"""Commands from the data centre: dispatched by name to handlers, responses matched by id."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ CommandHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 # Commands larger than this are rejected unread; none of ours needs more.
 MAX_COMMAND_BYTES = 64 * 1024
-# A handler that takes longer is cancelled and answered with an error, so the
-# caller learns of it instead of waiting for its own timeout.
+# A handler that takes longer is cancelled and its caller gets an error
+# response at once instead of waiting for its own timeout.
 HANDLER_TIMEOUT_S = 60.0
 
 
@@ -38,7 +38,7 @@ class CommandDispatcher:
         self._handlers: dict[str, CommandHandler] = {}
 
     def register(self, name: str, handler: CommandHandler) -> None:
-        """Make `handler` answer commands called `name`."""
+        """Register `handler` for commands called `name`."""
         self._handlers[name] = handler
 
     @property

@@ -12,7 +12,7 @@ from citymesh.transport.address import BrokerAddress, parse_broker_url
 
 ENV_PREFIX = "CITYMESH_GATEWAY_"
 
-# Where `citymesh server` puts its embedded broker by default.
+# Address of the embedded broker that `citymesh server` starts by default.
 DEFAULT_BROKER_URL = "mqtt://127.0.0.1:11883"
 
 

@@ -150,7 +150,7 @@ class Command(_Message):
 
 
 class CommandResponse(_Message):
-    """A gateway's answer to a command, matched by `id`."""
+    """A gateway's response to a command, matched by `id`."""
 
     v: Literal[1]
     id: Annotated[StrictStr, StringConstraints(min_length=1, max_length=64)]

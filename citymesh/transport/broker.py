@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 class EmbeddedBroker:
     """An in-process MQTT 3.1.1 broker listening on one TCP address.
 
-    Port 0 picks a free port; `address` tells which one after start.
+    Port 0 picks a free port, and `address` holds the chosen one after start.
     """
 
     def __init__(self, host: str, port: int, option_name: str = "broker.port") -> None:

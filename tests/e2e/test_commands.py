@@ -80,7 +80,7 @@ def test_command_offline_gateway_times_out(
         rows = registry.list_rows(GatewayRow, tenant=server.tenant, gateway="gw-cmd")
         return bool(rows) and not rows[0].online
 
-    # Wait until the gateway's clean stop was seen, then nobody answers.
+    # Once the collector has seen the clean stop, no gateway will respond.
     server.wait_for(offline)
     response = httpx.post(url, json={"command": "ping", "timeout_s": 0.5}, timeout=10)
     assert response.status_code == 504
