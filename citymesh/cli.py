@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from citymesh.admin_cli import admin_app, enroll
 from citymesh.config import load_settings
 from citymesh.errors import CitymeshError
 from citymesh.gateway import settings as gateway_settings_module
@@ -35,6 +36,14 @@ class Timestamps(StrEnum):
 
     recorded = "recorded"
     now = "now"
+
+
+class Scenario(StrEnum):
+    """What the demo gateway reads."""
+
+    replay = "replay"
+    austin = "austin"
+    city_block = "city_block"
 
 
 def _setup_logging(level: str) -> None:
@@ -112,9 +121,24 @@ def demo(
     log_level: Annotated[
         str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")
     ] = "INFO",
+    scenario: Annotated[
+        Scenario,
+        typer.Option(
+            help="replay: recorded data sets; austin (40 nodes) or city_block "
+            "(196 nodes): a simulated IQRF mesh whose sensors replay recordings."
+        ),
+    ] = Scenario.replay,
+    floor_plan_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder with the Intel Berkeley lab's mote_locs.txt and "
+            "connectivity.txt for austin's floor plan; without it austin uses a "
+            "generated office of 20 rooms."
+        ),
+    ] = None,
 ) -> None:
     """Run the whole platform on this machine, replaying real recorded sensor data."""
-    from citymesh.demo import demo_settings, run_demo
+    from citymesh.demo import demo_iqrf_settings, demo_settings, run_demo
     from citymesh.server.runner import DataCentre
 
     _setup_logging(log_level.upper())
@@ -129,17 +153,24 @@ def demo(
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
 
-    def ready(centre: DataCentre) -> None:
+    def ready(centre: DataCentre, admin_key: str) -> None:
         console.print(
             f"\n[bold green]citymesh demo running[/bold green]\n"
             f"  dashboard:  {centre.http_url}/\n"
             f"  API docs:   {centre.http_url}/docs\n"
             f"  MQTT:       {centre.broker_address}\n"
             f"  data:       {data_dir.resolve()}\n"
-            f"Press Ctrl-C to stop.\n"
+            f"  admin key:  {admin_key}\n"
+            f"The demo tenant's sensor data is public; other endpoints need the\n"
+            f"admin key as 'Authorization: Bearer <key>'. It is shown only now.\n"
+            f"Press Ctrl-C to stop.\n",
+            soft_wrap=True,
         )
 
-    _run(lambda stop: run_demo(settings, replay, stop, on_ready=ready))
+    iqrf = None
+    if scenario is not Scenario.replay:
+        iqrf = demo_iqrf_settings(scenario.value, floor_plan_dir, speed)
+    _run(lambda stop: run_demo(settings, replay, stop, on_ready=ready, iqrf=iqrf))
 
 
 @app.command()
@@ -184,8 +215,18 @@ def server(
     _run(main)
 
 
-@app.command()
+gateway_app = typer.Typer(
+    help="Run a gateway agent, or enrol it with `citymesh gateway enroll`.",
+    invoke_without_command=True,
+)
+gateway_app.command("enroll")(enroll)
+app.add_typer(gateway_app, name="gateway")
+app.add_typer(admin_app, name="admin")
+
+
+@gateway_app.callback()
 def gateway(
+    ctx: typer.Context,
     config: Annotated[
         Path | None,
         typer.Option(
@@ -198,6 +239,8 @@ def gateway(
     ] = False,
 ) -> None:
     """Run a gateway agent that replays recorded sensor data to the data centre."""
+    if ctx.invoked_subcommand is not None:
+        return
     from citymesh.gateway.runner import run_gateway
 
     try:

@@ -5,6 +5,8 @@ CitymeshError
  +-- ProtocolError          a wire message breaks the gateway protocol
  |    +-- MessageRejected   with a machine-readable reason, counted by the collector
  +-- StorageError           the time-series store failed or was used wrongly
+ +-- RegistryError          a registry entry is missing or conflicts
+ |    +-- NotFoundError     no such tenant, gateway, sensor, key or token
  +-- QueryError             a render target, time or parameter is invalid
  +-- TransportError         an MQTT broker is unreachable or refused us
       +-- CommandTimeout    no response to a command in time
@@ -36,6 +38,14 @@ class MessageRejected(ProtocolError):
 
 class StorageError(CitymeshError):
     """The time-series store failed."""
+
+
+class RegistryError(CitymeshError):
+    """A registry entry is missing, conflicts with another or cannot be used."""
+
+
+class NotFoundError(RegistryError, LookupError):
+    """No tenant, gateway, sensor, key or token of that name exists."""
 
 
 class QueryError(CitymeshError, ValueError):

@@ -14,8 +14,11 @@ from typing import Any
 import aiomqtt
 import pytest
 
+from citymesh.gateway.settings import MqttSettings
 from citymesh.protocol.messages import ReadingsBatch, encode
 from citymesh.protocol.topics import Channel, topic_for
+from citymesh.registry.access import Scope
+from citymesh.registry.identities import Identities
 from citymesh.server.runner import DataCentre
 from citymesh.server.settings import (
     BrokerSettings,
@@ -26,6 +29,7 @@ from citymesh.server.settings import (
 from citymesh.transport.address import BrokerAddress
 
 MOSQUITTO_URL = "mqtt://127.0.0.1:1883"
+POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 @pytest.fixture
@@ -41,7 +45,9 @@ class RunningServer:
     centre: DataCentre
     loop: asyncio.AbstractEventLoop
     tenant: str
+    admin_key: str
     published: list[str] = field(default_factory=list)
+    logins: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
 
     @property
     def http_url(self) -> str:
@@ -54,6 +60,33 @@ class RunningServer:
         assert self.centre.broker_address is not None
         return self.centre.broker_address
 
+    @property
+    def identities(self) -> Identities:
+        """Return the registry's users, keys and gateway credentials."""
+        assert self.centre.registry is not None
+        return self.centre.registry.identities
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Return HTTP headers carrying the platform operator's admin key."""
+        return {"Authorization": f"Bearer {self.admin_key}"}
+
+    def gateway_login(self, tenant: str, gateway: str) -> tuple[str, str]:
+        """Return (username, password) of a gateway, enrolling it on first use."""
+        login = self.logins.get((tenant, gateway))
+        if login is None:
+            if not self.identities.tenant_exists(tenant):
+                self.identities.create_tenant(tenant)
+            credentials = self.identities.enrol(tenant, gateway)
+            login = (credentials.username, credentials.password)
+            self.logins[(tenant, gateway)] = login
+        return login
+
+    def gateway_mqtt(self, gateway: str) -> MqttSettings:
+        """Return MQTT settings with the login of an enrolled gateway of the tenant."""
+        username, password = self.gateway_login(self.tenant, gateway)
+        return MqttSettings(url=self.broker.url, username=username, password=password)
+
     def call(self, coro: Any, timeout: float = 30.0) -> Any:
         """Run a coroutine on the server's loop and return its result."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -61,11 +94,16 @@ class RunningServer:
     def publish_raw(self, topic: str, payloads: list[bytes], qos: int = 1) -> None:
         """Publish payloads on one topic through the real broker."""
 
+        parts = topic.split("/")
+        username, password = self.gateway_login(parts[2], parts[3])
+
         async def send() -> None:
             async with aiomqtt.Client(
                 self.broker.host,
                 self.broker.port,
                 identifier=f"test-{uuid.uuid4().hex[:8]}",
+                username=username,
+                password=password,
             ) as client:
                 for payload in payloads:
                     await client.publish(topic, payload, qos=qos)
@@ -129,13 +167,19 @@ def _start(
     )
     thread.start()
     centre = started.result(60)
+    # The test tenant's data is public, so tests read it without a key as a
+    # newcomer does; everything else takes the platform admin key.
+    assert centre.registry is not None
+    identities = centre.registry.identities
+    identities.create_tenant(tenant, public=True)
+    admin_key = identities.issue_key(None, list(Scope), name="tests").token
 
     def shutdown() -> None:
         loop.call_soon_threadsafe(stop.set)
         thread.join(60)
         loop.close()
 
-    return RunningServer(centre, loop, tenant), shutdown
+    return RunningServer(centre, loop, tenant, admin_key), shutdown
 
 
 def server_settings(
@@ -189,3 +233,16 @@ def mosquitto_server(tmp_path: Path, tenant: str) -> Iterator[RunningServer]:
     ]
     address = settings.broker.external_address()
     asyncio.run(_forget_session(address, settings.collector.client_id, retained))
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL database of its own for this test run, dropped at its end."""
+    import psycopg
+
+    name = f"citymesh_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')

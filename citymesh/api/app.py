@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from citymesh import __version__
-from citymesh.api import graphite, rest, stream
+from citymesh.api import admin, auth, graphite, graphite_meta, rest, stream, topology
+from citymesh.api.auth import BodySizeLimit
 from citymesh.api.context import ApiContext
 from citymesh.errors import ConfigError, QueryError
+from citymesh.server.settings import SecuritySettings
 from citymesh.web import plotly_js_path, static_dir
 
 logger = logging.getLogger(__name__)
@@ -19,8 +21,11 @@ logger = logging.getLogger(__name__)
 __all__ = ["ApiContext", "create_app"]
 
 
-def create_app(context: ApiContext) -> FastAPI:
+def create_app(
+    context: ApiContext, security: SecuritySettings | None = None
+) -> FastAPI:
     """Build the HTTP application around the given services."""
+    security = security or SecuritySettings()
     app = FastAPI(
         title="citymesh",
         version=__version__,
@@ -30,9 +35,19 @@ def create_app(context: ApiContext) -> FastAPI:
         ),
     )
     app.state.context = context
-    app.include_router(rest.router)
-    app.include_router(graphite.router)
-    app.include_router(stream.router)
+    app.state.rate_limiter = auth.RateLimiter(
+        security.rate_limit_per_s, security.rate_limit_burst
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=security.max_request_bytes)
+    # Every data route needs a key with the right scope; see citymesh.api.auth.
+    secured = [Depends(auth.authorize)]
+    app.include_router(rest.router, dependencies=secured)
+    app.include_router(graphite.router, dependencies=secured)
+    app.include_router(graphite_meta.router, dependencies=secured)
+    app.include_router(stream.router, dependencies=secured)
+    app.include_router(topology.router, dependencies=secured)
+    app.include_router(admin.router, dependencies=secured)
+    app.include_router(admin.enrolment_router)
 
     @app.exception_handler(QueryError)
     async def _query_error(request: Request, exc: QueryError) -> JSONResponse:

@@ -4,26 +4,34 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import pickle
 import time
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from citymesh.api.context import ApiContext
+from citymesh.api import auth
 from citymesh.errors import QueryError
 from citymesh.query.find import find_completer, find_nodes
-from citymesh.query.render import evaluate, to_csv, to_json
+from citymesh.query.render import (
+    consolidate_for_display,
+    evaluate,
+    series_info,
+    to_csv,
+    to_json,
+    to_raw,
+)
 from citymesh.query.timeparse import parse_time
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["graphite"])
 
-RENDER_FORMATS = ("json", "csv")
+RENDER_FORMATS = ("json", "csv", "raw", "pickle")
 
 
-async def _params(request: Request) -> dict[str, list[str]]:
+async def request_params(request: Request) -> dict[str, list[str]]:
     """Merge query-string and form parameters, keeping repeated keys."""
     params: dict[str, list[str]] = {}
     for key, value in request.query_params.multi_items():
@@ -36,22 +44,53 @@ async def _params(request: Request) -> dict[str, list[str]]:
     return params
 
 
-def _one(
+def last_param(
     params: dict[str, list[str]], key: str, default: str | None = None
 ) -> str | None:
+    """Return the last value given for `key`, or `default`."""
     values = params.get(key)
     return values[-1] if values else default
+
+
+def _render_format(params: dict[str, list[str]]) -> str:
+    """Pick the output format the way graphite-web does, `format` winning."""
+    fmt = "json"
+    if "pickle" in params:
+        fmt = "pickle"
+    if "rawData" in params:
+        fmt = "raw"
+    fmt = last_param(params, "format", fmt) or fmt
+    if fmt not in RENDER_FORMATS:
+        raise QueryError(
+            f"invalid format={fmt!r}: use one of {', '.join(RENDER_FORMATS)}"
+        )
+    return fmt
+
+
+def _max_data_points(params: dict[str, list[str]]) -> int | None:
+    text = last_param(params, "maxDataPoints")
+    if not text:
+        return None
+    try:
+        value = int(float(text))
+    except ValueError:
+        raise QueryError(
+            f"invalid maxDataPoints={text!r}: use a positive integer"
+        ) from None
+    if value < 1:
+        raise QueryError(f"invalid maxDataPoints={value}: use a positive integer")
+    return value
 
 
 @router.api_route(
     "/render",
     methods=["GET", "POST"],
-    summary="Graphite render API: targets, from/until, format, maxDataPoints",
+    summary="Graphite render API: targets, from/until, tz, format, maxDataPoints",
 )
 async def render(request: Request) -> Response:
-    """Evaluate Graphite targets over a time range and return json or csv."""
-    context: ApiContext = request.app.state.context
-    params = await _params(request)
+    """Evaluate Graphite targets and return json, csv, raw or pickle."""
+    context = auth.scoped_context(request)
+    params = await request_params(request)
     targets = [
         t for t in params.get("target", []) + params.get("target[]", []) if t.strip()
     ]
@@ -59,36 +98,32 @@ async def render(request: Request) -> Response:
         raise QueryError(
             "missing target: pass at least one target=<series or function>"
         )
-    fmt = _one(params, "format", "json") or "json"
-    if fmt not in RENDER_FORMATS:
-        raise QueryError(
-            f"invalid format={fmt!r}: use one of {', '.join(RENDER_FORMATS)}"
-        )
-    tz = _one(params, "tz")
+    fmt = _render_format(params)
+    tz = last_param(params, "tz")
     now = int(time.time())
-    from_s = parse_time(_one(params, "from", "-24h") or "-24h", now, tz)
-    until_s = parse_time(_one(params, "until", "now") or "now", now, tz)
-    if until_s <= from_s:
-        raise QueryError(f"until ({until_s}) must be after from ({from_s})")
-    max_points_text = _one(params, "maxDataPoints")
-    max_points: int | None = None
-    if max_points_text:
-        try:
-            max_points = int(float(max_points_text))
-        except ValueError:
-            raise QueryError(
-                f"invalid maxDataPoints={max_points_text!r}: use a positive integer"
-            ) from None
-        if max_points < 1:
-            raise QueryError(
-                f"invalid maxDataPoints={max_points}: use a positive integer"
-            )
+    now_text = last_param(params, "now")
+    if now_text:
+        now = parse_time(now_text, now, tz)
+    from_s = parse_time(last_param(params, "from", "-24h") or "-24h", now, tz)
+    until_s = parse_time(last_param(params, "until", "now") or "now", now, tz)
+    # graphite-web swaps a reversed range and rejects an empty one.
+    from_s, until_s = min(from_s, until_s), max(from_s, until_s)
+    if from_s == until_s:
+        raise QueryError(f"invalid time range: from and until are both {from_s}")
+    max_points = _max_data_points(params)
     series = await asyncio.to_thread(
-        evaluate, targets, context.store, from_s, until_s, max_points
+        evaluate, targets, context.store, from_s, until_s, now, tz
     )
     if fmt == "csv":
         return PlainTextResponse(to_csv(series, tz), media_type="text/csv")
-    return JSONResponse(to_json(series))
+    if fmt == "raw":
+        return PlainTextResponse(to_raw(series))
+    if fmt == "pickle":
+        body = pickle.dumps([series_info(s) for s in series], protocol=2)
+        return Response(body, media_type="application/pickle")
+    if max_points is not None:
+        series = consolidate_for_display(series, max_points)
+    return JSONResponse(to_json(series, no_null_points="noNullPoints" in params))
 
 
 @router.api_route(
@@ -98,19 +133,19 @@ async def render(request: Request) -> Response:
 )
 async def metrics_find(request: Request) -> Any:
     """Return the children of a glob query in Graphite's treejson or completer form."""
-    context: ApiContext = request.app.state.context
-    params = await _params(request)
-    query = _one(params, "query")
+    context = auth.scoped_context(request)
+    params = await request_params(request)
+    query = last_param(params, "query")
     if not query:
         raise QueryError(
             "missing query: pass query=<glob>, e.g. query=* or query=demo.*"
         )
-    fmt = _one(params, "format", "treejson") or "treejson"
+    fmt = last_param(params, "format", "treejson") or "treejson"
     if fmt == "completer":
         return await asyncio.to_thread(find_completer, context.store, query)
     if fmt != "treejson":
         raise QueryError(f"invalid format={fmt!r}: use treejson or completer")
-    wildcards = (_one(params, "wildcards", "0") or "0") in ("1", "true")
+    wildcards = (last_param(params, "wildcards", "0") or "0") in ("1", "true")
     return await asyncio.to_thread(
         find_nodes, context.store, query, wildcards=wildcards
     )

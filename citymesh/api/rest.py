@@ -11,6 +11,7 @@ import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field, StringConstraints
 
+from citymesh.api import auth
 from citymesh.api.context import ApiContext
 from citymesh.errors import CommandTimeout, QueryError, TransportError
 from citymesh.protocol.names import ID_PATTERN
@@ -112,8 +113,7 @@ class SeriesPoints(BaseModel):
 
 
 def _context(request: Request) -> ApiContext:
-    context: ApiContext = request.app.state.context
-    return context
+    return auth.scoped_context(request)
 
 
 def parse_time_ms(value: str, now_ms: int, name: str) -> int:
@@ -362,7 +362,9 @@ async def send_command(
 ) -> CommandResult:
     """Send `body.command` to the gateway over MQTT and wait for its response."""
     context = _context(request)
-    collector = context.collector
+    collector = await auth.command_sender(
+        request, tenant, gateway, body.command, body.args
+    )
     if collector is None:
         raise HTTPException(503, "no collector runs in this process to send commands")
     known = await asyncio.to_thread(
@@ -389,6 +391,7 @@ async def send_command(
 @router.get("/collector/stats", summary="Counters of the collector")
 async def collector_stats(request: Request) -> dict[str, Any]:
     """Return the collector's counters, with rejections by reason."""
+    auth.require_platform(request)
     collector = _context(request).collector
     if collector is None:
         raise HTTPException(404, "no collector runs in this process")

@@ -10,7 +10,9 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
+from citymesh.api.auth import read_access
 from citymesh.api.context import ApiContext
+from citymesh.api.scoped import visible_event
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +30,7 @@ KEEPALIVE_S = 15.0
 async def event_stream(request: Request) -> StreamingResponse:
     """Stream `points` and `gateway` events as Server-Sent Events."""
     context: ApiContext = request.app.state.context
+    access = read_access(request)
 
     async def events() -> AsyncIterator[str]:
         async with context.hub.subscribe() as queue:
@@ -40,7 +43,10 @@ async def event_stream(request: Request) -> StreamingResponse:
                     continue
                 if event.name == "close":
                     return
-                yield f"event: {event.name}\ndata: {json.dumps(event.data)}\n\n"
+                shown = visible_event(access, event)
+                if shown is None:
+                    continue
+                yield f"event: {shown.name}\ndata: {json.dumps(shown.data)}\n\n"
 
     return StreamingResponse(
         events(),

@@ -13,9 +13,17 @@ from typing import Any
 import aiomqtt
 import numpy as np
 
+from citymesh.collector.clock import SkewEstimator
+from citymesh.collector.delivery import (
+    Delivery,
+    enable_manual_ack,
+    responses_filter,
+    subscription_filter,
+)
 from citymesh.collector.events import Event, EventHub
 from citymesh.collector.sequence import SequenceTracker
 from citymesh.collector.stats import CollectorStats
+from citymesh.collector.topology import TopologyStore
 from citymesh.errors import (
     CommandTimeout,
     MessageRejected,
@@ -35,7 +43,7 @@ from citymesh.protocol.messages import (
 )
 from citymesh.protocol.names import series_name
 from citymesh.protocol.quantities import lookup_quantity
-from citymesh.protocol.topics import Channel, parse_topic, topic_for, uplink_filter
+from citymesh.protocol.topics import Channel, parse_topic, topic_for
 from citymesh.registry.store import Registry, SensorRef
 from citymesh.server.settings import CollectorSettings
 from citymesh.storage.base import PointsBlock, SeriesMeta, TimeSeriesStore
@@ -56,6 +64,7 @@ class _Accepted:
     blocks: list[PointsBlock]
     refs: list[SensorRef]
     points: int
+    delivery: Delivery
 
 
 def _now_ms() -> int:
@@ -99,6 +108,8 @@ class Collector:
         self._client: aiomqtt.Client | None = None
         self._pending: dict[str, asyncio.Future[CommandResponse]] = {}
         self._writing = False
+        self._skews: dict[tuple[str, str], SkewEstimator] = {}
+        self.topology = TopologyStore(store, hub, settings.max_message_bytes)
 
     async def __aenter__(self) -> Collector:
         self._writer = asyncio.create_task(self._write_loop(), name="collector-writer")
@@ -182,24 +193,38 @@ class Collector:
         return self._queue.empty() and not self._writing
 
     async def _receive_loop(self) -> None:
-        backoff = Backoff()
+        backoff = Backoff(cap_s=self._settings.reconnect_max_s)
+        topic_filter = subscription_filter(
+            self._settings.tenant, self._settings.share_group
+        )
         while True:
+            client = aiomqtt.Client(
+                self._broker.host,
+                self._broker.port,
+                identifier=self._settings.client_id,
+                username=self._username,
+                password=self._password,
+                clean_session=False,
+                keepalive=30,
+                timeout=10,
+            )
+            # Set before connecting: a persistent session delivers its queued
+            # messages right after the CONNACK.
+            enable_manual_ack(client)
             try:
-                async with aiomqtt.Client(
-                    self._broker.host,
-                    self._broker.port,
-                    identifier=self._settings.client_id,
-                    username=self._username,
-                    password=self._password,
-                    clean_session=False,
-                    keepalive=30,
-                    timeout=10,
-                ) as client:
-                    await client.subscribe(uplink_filter(self._settings.tenant), qos=1)
+                async with client:
+                    await client.subscribe(topic_filter, qos=1)
+                    if self._settings.share_group is not None:
+                        # A command response must reach the collector that sent
+                        # the command, whichever member of the group gets it.
+                        await client.subscribe(
+                            responses_filter(self._settings.tenant), qos=1
+                        )
                     logger.info(
-                        "collector connected to %s, subscribed to %s",
+                        "collector %s connected to %s, subscribed to %s",
+                        self._settings.client_id,
                         self._broker,
-                        uplink_filter(self._settings.tenant),
+                        topic_filter,
                     )
                     backoff.reset()
                     self._client = client
@@ -208,7 +233,11 @@ class Collector:
                         payload = message.payload
                         if not isinstance(payload, bytes | bytearray):
                             payload = str(payload).encode()
-                        await self.handle(message.topic.value, bytes(payload))
+                        await self.handle(
+                            message.topic.value,
+                            bytes(payload),
+                            Delivery.of(client, message),
+                        )
             except aiomqtt.MqttError as exc:
                 self._client = None
                 self.subscribed.clear()
@@ -221,11 +250,20 @@ class Collector:
                 )
                 await asyncio.sleep(delay)
 
-    async def handle(self, topic: str, payload: bytes) -> None:
-        """Validate one uplink message, then queue or apply it.
+    async def handle(
+        self, topic: str, payload: bytes, delivery: Delivery | None = None
+    ) -> None:
+        """Validate one uplink message, queue or apply it, then acknowledge it.
 
-        Bad input is rejected and counted, never raised.
+        A readings batch is acknowledged once it is stored, anything else once
+        handled. Bad input is rejected, counted and acknowledged, never raised.
         """
+        delivery = delivery or Delivery(None)
+        await self._dispatch(topic, payload, delivery)
+        if not delivery.deferred:
+            delivery.ack(self._client)
+
+    async def _dispatch(self, topic: str, payload: bytes, delivery: Delivery) -> None:
         self.stats.messages_received += 1
         try:
             where = parse_topic(topic)
@@ -237,12 +275,21 @@ class Collector:
             Channel.BIRTH,
             Channel.STATUS,
             Channel.DEATH,
+            Channel.TOPOLOGY,
         ):
             return  # a cleared retained message
+        if where.channel is not Channel.COMMANDS:
+            # Only enrolled, unrevoked gateways of known tenants may send.
+            refused = self._registry.check_origin(where.tenant, where.gateway)
+            if refused is not None:
+                self._reject(topic, gateway, refused)
+                return
         try:
             if where.channel is Channel.READINGS:
                 await self._queue.put(
-                    self._accept_readings(where.tenant, where.gateway, payload)
+                    self._accept_readings(
+                        where.tenant, where.gateway, payload, delivery
+                    )
                 )
             elif where.channel is Channel.BIRTH:
                 birth = decode(payload, Birth, self._settings.max_message_bytes)
@@ -255,21 +302,23 @@ class Collector:
                 self._check_origin(
                     status.tenant, status.gateway, where.tenant, where.gateway
                 )
-                await asyncio.to_thread(self._registry.record_status, status, _now_ms())
-                self._publish_gateway(where.tenant, where.gateway, status.online)
+                await self._record_status(status, delivery)
             elif where.channel is Channel.RESPONSES:
                 response = decode(
                     payload, CommandResponse, self._settings.max_message_bytes
                 )
                 future = self._pending.pop(response.id, None)
                 if future is None:
-                    logger.info(
+                    # With shared subscriptions every member sees every response.
+                    logger.debug(
                         "response %s from gateway %s matches no pending command",
                         response.id,
                         gateway,
                     )
                 elif not future.done():
                     future.set_result(response)
+            elif where.channel is Channel.TOPOLOGY:
+                await self.topology.accept(where.tenant, where.gateway, payload)
             elif where.channel is Channel.DEATH:
                 death = decode(payload, Death, self._settings.max_message_bytes)
                 self._check_origin(
@@ -308,10 +357,15 @@ class Collector:
         else:
             logger.debug("rejected message from %s on %s: %s", gateway, topic, exc)
 
-    def _accept_readings(self, tenant: str, gateway: str, payload: bytes) -> _Accepted:
+    def _accept_readings(
+        self, tenant: str, gateway: str, payload: bytes, delivery: Delivery
+    ) -> _Accepted:
+        received_ms = _now_ms()
         batch = decode(payload, ReadingsBatch, self._settings.max_message_bytes)
         self._check_origin(batch.tenant, batch.gateway, tenant, gateway)
         key = (tenant, gateway)
+        if not delivery.retained:
+            self._skew(key).add(batch.sent_ms, received_ms)
         tracker = self._tracker(key)
         if tracker.is_duplicate(batch.seq):
             raise MessageRejected(
@@ -351,7 +405,10 @@ class Collector:
                 SensorRef(tenant, batch.site, gateway, item.device, item.quantity, step)
             )
         skipped = tracker.accept(batch.seq)
-        if skipped:
+        # TODO: members of a shared subscription each see only part of a
+        # gateway's sequence, so gaps are reported only by a lone collector;
+        # a store shared by the members would let them track it together.
+        if skipped and self._settings.share_group is None:
             self.stats.sequence_gaps += skipped
             logger.warning(
                 "gateway %s/%s skipped %d sequence numbers before %d: "
@@ -364,7 +421,38 @@ class Collector:
         self.stats.batches_accepted += 1
         count = batch.point_count()
         self.stats.points_accepted += count
-        return _Accepted(key, batch.seq, blocks, refs, count)
+        delivery.deferred = True
+        return _Accepted(key, batch.seq, blocks, refs, count, delivery)
+
+    def _skew(self, key: tuple[str, str]) -> SkewEstimator:
+        return self._skews.setdefault(key, SkewEstimator())
+
+    async def _record_status(self, status: Status, delivery: Delivery) -> None:
+        received_ms = _now_ms()
+        key = (status.tenant, status.gateway)
+        if not delivery.retained:
+            self._skew(key).add(status.sent_ms, received_ms)
+        skew = self._skew(key).estimate()
+        extra: dict[str, Any] = {}
+        if skew is not None:
+            extra = {"clock_skew_ms": skew.offset_ms, "clock_skewed": skew.flagged}
+            if skew.flagged:
+                logger.warning(
+                    "gateway %s/%s clock is off by %+.1f s; its readings keep "
+                    "their own timestamps",
+                    status.tenant,
+                    status.gateway,
+                    skew.offset_ms / 1000,
+                )
+        await asyncio.to_thread(
+            self._registry.record_status, status, received_ms, extra
+        )
+        self._publish_gateway(
+            status.tenant,
+            status.gateway,
+            status.online,
+            {**status.model_dump(mode="json"), **extra},
+        )
 
     def _tracker(self, key: tuple[str, str]) -> SequenceTracker:
         tracker = self._trackers.get(key)
@@ -388,18 +476,22 @@ class Collector:
         await asyncio.to_thread(self._registry.record_birth, birth, _now_ms())
         self._publish_gateway(birth.tenant, birth.gateway, True)
 
-    def _publish_gateway(self, tenant: str, gateway: str, online: bool) -> None:
-        self._hub.publish(
-            Event(
-                "gateway",
-                {
-                    "tenant": tenant,
-                    "gateway": gateway,
-                    "online": online,
-                    "last_seen": _now_ms(),
-                },
-            )
-        )
+    def _publish_gateway(
+        self,
+        tenant: str,
+        gateway: str,
+        online: bool,
+        status: dict[str, Any] | None = None,
+    ) -> None:
+        data: dict[str, Any] = {
+            "tenant": tenant,
+            "gateway": gateway,
+            "online": online,
+            "last_seen": _now_ms(),
+        }
+        if status is not None:
+            data["status"] = status
+        self._hub.publish(Event("gateway", data))
 
     async def _write_loop(self) -> None:
         stopping = False
@@ -454,6 +546,10 @@ class Collector:
             self._store.set_state,
             {_state_key(k): self._trackers[k].dumps() for k in keys},
         )
+        # Only now, with points and sequence state stored, may the broker
+        # forget the messages.
+        for item in pending:
+            item.delivery.ack(self._client)
         self._hub.publish(Event("points", {"points": _points_event(blocks)}))
         logger.debug("stored %d new points from %d batches", stored, len(pending))
 

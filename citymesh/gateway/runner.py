@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
-from citymesh.gateway.agent import GatewayAgent
+from citymesh.gateway.agent import GatewayAgent, buffer_path, wall_clock_ms
+from citymesh.gateway.buffer import ReadingBuffer
 from citymesh.gateway.replay import Replay
 from citymesh.gateway.sequence import SequenceCounter
 from citymesh.gateway.settings import GatewaySettings
@@ -64,13 +66,32 @@ def _compress_steps(device: DeviceInfo, speed: float) -> DeviceInfo:
     return device.model_copy(update={"sensors": sensors})
 
 
+def open_buffer(
+    settings: GatewaySettings, clock: Callable[[], int] = wall_clock_ms
+) -> ReadingBuffer:
+    """Open the gateway's reading buffer, which also keeps its sequence number.
+
+    `clock` stamps batches and acceptance times; it must be the agent's clock.
+    """
+    # Releases before the buffer kept the sequence number in a JSON file; a
+    # buffer created next to one continues its numbering.
+    legacy = settings.data_dir / f"{settings.gateway}.sequence.json"
+    first_seq = SequenceCounter(legacy).current if legacy.exists() else 0
+    return ReadingBuffer(
+        buffer_path(settings),
+        max_bytes=settings.buffer.max_bytes,
+        max_age_s=settings.buffer.max_age_s,
+        first_seq=first_seq,
+        clock=clock,
+    )
+
+
 async def run_gateway(
     settings: GatewaySettings, stop: asyncio.Event, exit_when_done: bool = False
 ) -> GatewayAgent:
     """Replay the configured sources through a gateway agent until stopped."""
     replay, devices = build_replay(settings)
-    sequence = SequenceCounter(settings.data_dir / f"{settings.gateway}.sequence.json")
-    agent = GatewayAgent(settings, devices, sequence)
+    agent = GatewayAgent(settings, devices, open_buffer(settings))
     logger.info(
         "gateway %s/%s (site %s) starting with %d devices, broker %s",
         settings.tenant,

@@ -132,6 +132,14 @@ class Status(_GatewayMessage):
     seq: Annotated[StrictInt, Field(ge=0)] = 0
     readings_sent: Annotated[StrictInt, Field(ge=0)] = 0
     backlog: Annotated[StrictInt, Field(ge=0)] = 0
+    """Readings buffered and not yet acknowledged by the broker."""
+    backlog_oldest_age_s: Annotated[StrictFloat | StrictInt, Field(ge=0)] = 0
+    """Seconds since the oldest buffered reading was accepted."""
+    readings_dropped: Annotated[StrictInt, Field(ge=0)] = 0
+    """Readings dropped unsent because the buffer was full or they expired."""
+    reconnects: Annotated[StrictInt, Field(ge=0)] = 0
+    last_ack_ms: TimestampMs | None = None
+    """Gateway clock time of the broker's last acknowledgement of readings."""
 
 
 class Death(_GatewayMessage):

@@ -6,6 +6,7 @@ citymesh/v1/<tenant>/<gateway>/status     gateway -> data centre, retained
 citymesh/v1/<tenant>/<gateway>/death      last will, retained
 citymesh/v1/<tenant>/<gateway>/commands   data centre -> gateway
 citymesh/v1/<tenant>/<gateway>/responses  gateway -> data centre
+citymesh/v1/<tenant>/<gateway>/topology   gateway -> data centre, retained
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Channel(StrEnum):
     DEATH = "death"
     COMMANDS = "commands"
     RESPONSES = "responses"
+    TOPOLOGY = "topology"
 
 
 UPLINK_CHANNELS = (
@@ -35,6 +37,7 @@ UPLINK_CHANNELS = (
     Channel.STATUS,
     Channel.DEATH,
     Channel.RESPONSES,
+    Channel.TOPOLOGY,
 )
 
 

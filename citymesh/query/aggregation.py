@@ -37,6 +37,7 @@ AGGREGATION_ALIASES: dict[str, str] = {
     "diff": "diff",
     "stddev": "stddev",
     "multiply": "multiply",
+    "avg_zero": "avg_zero",
 }
 
 
@@ -66,9 +67,18 @@ def aggregate_buckets(
     sizes = np.bincount(index, minlength=count)
     filled = sizes > 0
     result = np.full(count, np.nan)
+    if name in ("avg_zero", "multiply"):
+        # Both look at the nulls: avg_zero counts them as zeros and a product
+        # with a null factor is null, as graphite-web's safeMul.
+        all_sizes = np.bincount(buckets, minlength=count)
+        if name == "avg_zero":
+            totals = np.bincount(index, weights=non_null, minlength=count)
+            result[filled] = totals[filled] / all_sizes[filled]
+            return result
+        filled &= sizes == all_sizes
     if name in _VECTORISED:
-        totals = _VECTORISED[name](non_null, index, sizes, count)
-        result[filled] = totals[filled]
+        reduced = _VECTORISED[name](non_null, index, sizes, count)
+        result[filled] = reduced[filled]
         return result
 
     reducer = _PER_GROUP[name]

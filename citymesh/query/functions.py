@@ -1,334 +1,331 @@
-"""Graphite render functions and the registry that maps names to them.
+"""The catalog of render functions: Graphite names, parameters and implementations.
 
-Result names, tags and null handling follow graphite-web 1.1: combining
-functions skip nulls and return null only where every input is null. Series
-with different steps are combined at the least common multiple of their steps,
-with buckets aligned to multiples of that step. To add a function, write it
-with the signature `(context, **arguments)` and add a FunctionSpec to
-FUNCTIONS.
+Implementations live in modules by concept (combine, transform, windows,
+selection, tags). To add a function, write it with the signature
+`(context, **arguments)` and add a FunctionSpec below.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
-import numpy as np
-
-from citymesh.errors import QueryError
-from citymesh.query.aggregation import (
-    FloatArray,
-    aggregate_buckets,
-    aggregate_columns,
-)
-from citymesh.query.grammar import first_path_expression
-from citymesh.query.registry import EvalContext, FunctionSpec, Param, ParamType
-from citymesh.query.series import (
-    TagValue,
-    TimeSeries,
-    check_point_count,
-    normalize,
-)
-from citymesh.query.timeparse import parse_interval
+from citymesh.query import combine, selection, tags, transform, windows
+from citymesh.query.registry import FunctionSpec, Param, ParamType
 
 logger = logging.getLogger(__name__)
 
-
-def format_path_expressions(series_list: Sequence[TimeSeries]) -> str:
-    """Join the distinct path expressions in first-seen order, as graphite-web."""
-    seen: list[str] = []
-    for series in series_list:
-        if series.path_expression not in seen:
-            seen.append(series.path_expression)
-    return ",".join(seen)
+SERIES_LISTS = Param("seriesLists", ParamType.SERIES_LIST, required=True, multiple=True)
+SERIES_LIST = Param("seriesList", ParamType.SERIES_LIST, required=True)
+_P = ParamType
 
 
-def aggregate_series(series_list: Sequence[TimeSeries], func: str) -> list[TimeSeries]:
-    """Combine series point by point with an aggregation such as `sum`."""
-    if not series_list:
-        return []
-    _, matrix, start, step = normalize(series_list)
-    values = aggregate_columns(matrix, func)
-    name = f"{func}Series({format_path_expressions(series_list)})"
-
-    common: dict[str, TagValue] = dict(series_list[0].tags)
-    for series in series_list[1:]:
-        common = {
-            key: value
-            for key, value in common.items()
-            if key in series.tags and series.tags[key] == value
-        }
-    common.setdefault("name", name)
-    common["aggregatedBy"] = func
-    return [
-        TimeSeries(
-            name=name,
-            path_expression=name,
-            start=start,
-            end=start + values.size * step,
-            step=step,
-            values=values,
-            tags=common,
-        )
-    ]
+def _p(name: str, kind: ParamType, default: object = None, **options: object) -> Param:
+    return Param(name, kind, default=default, **options)  # type: ignore[arg-type]
 
 
-def sum_series(
-    context: EvalContext, series_lists: list[TimeSeries]
-) -> list[TimeSeries]:
-    """Add series together at each point, skipping nulls."""
-    return aggregate_series(series_lists, "sum")
+def _req(name: str, kind: ParamType, **options: object) -> Param:
+    return Param(name, kind, required=True, **options)  # type: ignore[arg-type]
 
 
-def average_series(
-    context: EvalContext, series_lists: list[TimeSeries]
-) -> list[TimeSeries]:
-    """Average series at each point over the non-null values."""
-    return aggregate_series(series_lists, "average")
+def _spec(
+    name: str, group: str, implementation: object, *params: Param
+) -> FunctionSpec:
+    return FunctionSpec(name, group, params, implementation)  # type: ignore[arg-type]
 
 
-def summarize(
-    context: EvalContext,
-    series_list: list[TimeSeries],
-    interval_string: str,
-    func: str,
-    align_to_from: bool,
-) -> list[TimeSeries]:
-    """Aggregate each series into buckets of a fixed interval.
-
-    Buckets start at multiples of the interval, or at the series start when
-    `align_to_from` is true. The last bucket may cover only part of the range.
-    """
-    # NOTE: graphite-web 1.1 appends one more, always-null bucket when the
-    # series end is a multiple of the interval; this implementation does not.
-    interval = parse_interval(interval_string)
-    results: list[TimeSeries] = []
-    for series in series_list:
-        start = series.start
-        if not align_to_from:
-            start = series.start // interval * interval
-        count = -(-(series.end - start) // interval)
-        check_point_count(count, f"summarize of {series.name}")
-        buckets = (series.timestamps - start) // interval
-        values = aggregate_buckets(series.values, buckets, count, func)
-        suffix = ", true" if align_to_from else ""
-        name = f'summarize({series.name}, "{interval_string}", "{func}"{suffix})'
-        tags = {
-            **series.tags,
-            "summarize": interval_string,
-            "summarizeFunction": func,
-        }
-        results.append(
-            series.derive(
-                name=name,
-                path_expression=name,
-                start=start,
-                end=start + count * interval,
-                step=interval,
-                values=values,
-                tags=tags,
-            )
-        )
-    return results
-
-
-def moving_average(
-    context: EvalContext,
-    series_list: list[TimeSeries],
-    window_size: int | str,
-    x_files_factor: float | None,
-) -> list[TimeSeries]:
-    """Average each point over the window of points before it.
-
-    The window is `window_size` points, or the points inside an interval such
-    as '5min'. It excludes the current point, as in graphite-web. The series
-    are fetched again from earlier so the first points have a full window.
-    A window average is null when fewer than `x_files_factor` of its points
-    are non-null (default 0: one non-null point is enough).
-    """
-    if not series_list:
-        return []
-    if isinstance(window_size, str):
-        bootstrap = parse_interval(window_size)
-    else:
-        bootstrap = max(series.step for series in series_list) * window_size
-    previews = context.evaluate(
-        context.arg_nodes["seriesList"], from_s=context.from_s - bootstrap
-    )
-    originals = _match_originals(series_list, previews)
-
-    results: list[TimeSeries] = []
-    for preview, original in zip(previews, originals, strict=True):
-        if isinstance(window_size, str):
-            points = bootstrap // preview.step
-            name = f'movingAverage({preview.name},"{window_size}")'
-        else:
-            points = window_size
-            name = f"movingAverage({preview.name},{window_size})"
-        start, count = _output_grid(preview, original, bootstrap)
-        values = _window_means(preview, start, count, points, x_files_factor or 0.0)
-        results.append(
-            preview.derive(
-                name=name,
-                path_expression=name,
-                start=start,
-                end=start + count * preview.step,
-                values=values,
-                tags={**preview.tags, "movingAverage": window_size},
-            )
-        )
-    return results
-
-
-def _match_originals(
-    originals: Sequence[TimeSeries], previews: Sequence[TimeSeries]
-) -> list[TimeSeries | None]:
-    """Pair each bootstrap series with the series evaluated for the request."""
-    by_name = {series.name: series for series in originals}
-    return [by_name.get(preview.name) for preview in previews]
-
-
-def _output_grid(
-    preview: TimeSeries, original: TimeSeries | None, bootstrap: int
-) -> tuple[int, int]:
-    """Return the start and length of the result grid on the preview's step."""
-    if original is not None and original.step == preview.step:
-        return original.start, len(original)
-    # A series that appeared only in the earlier range: skip the bootstrap.
-    step = preview.step
-    start = -(-(preview.start + bootstrap) // step) * step
-    return start, max(0, (preview.end - start) // step)
-
-
-def _window_means(
-    preview: TimeSeries, start: int, count: int, points: int, x_files_factor: float
-) -> FloatArray:
-    """Mean of the `points` values before each output point, skipping nulls."""
-    if points <= 0 or count == 0:
-        return np.full(count, np.nan)
-    valid = ~np.isnan(preview.values)
-    sums = np.concatenate(([0.0], np.cumsum(np.where(valid, preview.values, 0.0))))
-    counts = np.concatenate(([0], np.cumsum(valid)))
-    first = (start - preview.start) // preview.step
-    high = np.clip(first + np.arange(count), 0, len(preview))
-    low = np.maximum(high - points, 0)
-    window_sum = sums[high] - sums[low]
-    window_count = counts[high] - counts[low]
-    enough = (window_count > 0) & (window_count / points >= x_files_factor)
-    return np.where(enough, window_sum / np.maximum(window_count, 1), np.nan)
-
-
-def scale(
-    context: EvalContext, series_list: list[TimeSeries], factor: float
-) -> list[TimeSeries]:
-    """Multiply every value by a constant; nulls stay null."""
-    results = []
-    for series in series_list:
-        name = "scale(%s,%g)" % (series.name, float(factor))  # noqa: UP031
-        results.append(
-            series.derive(
-                name=name,
-                path_expression=name,
-                values=series.values * factor,
-                tags={**series.tags, "scale": factor},
-            )
-        )
-    return results
-
-
-def alias(
-    context: EvalContext, series_list: list[TimeSeries], new_name: str
-) -> list[TimeSeries]:
-    """Rename every series to `new_name`."""
-    return [series.derive(name=new_name) for series in series_list]
-
-
-def alias_by_node(
-    context: EvalContext, series_list: list[TimeSeries], nodes: list[int | str]
-) -> list[TimeSeries]:
-    """Rename each series to the chosen nodes of its path, joined by dots.
-
-    Integer nodes index the dotted path (negative counts from the end); string
-    nodes name a tag. For a name wrapped in functions, such as
-    `scale(a.b.c,2)`, the first path inside it is used.
-    """
-    results = []
-    for series in series_list:
-        path = series.name
-        if path.endswith(")"):
-            path = first_path_expression(path)
-        parts = path.split(";", 1)[0].split(".")
-        picked = [_pick_node(series, parts, node) for node in nodes]
-        results.append(series.derive(name=".".join(picked)))
-    return results
-
-
-def _pick_node(series: TimeSeries, parts: list[str], node: int | str) -> str:
-    if isinstance(node, str):
-        return str(series.tags.get(node, ""))
-    if not -len(parts) <= node < len(parts):
-        raise QueryError(
-            f"aliasByNode: argument 'nodes' value {node} is out of range for "
-            f"{'.'.join(parts)!r}, which has {len(parts)} nodes"
-        )
-    return parts[node]
-
-
-_SERIES_LISTS = Param(
-    "seriesLists", ParamType.SERIES_LIST, required=True, multiple=True
-)
-_SERIES_LIST = Param("seriesList", ParamType.SERIES_LIST, required=True)
+_WINDOW = (_req("windowSize", _P.INT_OR_INTERVAL), _p("xFilesFactor", _P.FLOAT))
+_MAX_MIN = (_p("maxValue", _P.FLOAT), _p("minValue", _P.FLOAT))
+_N_INT = _req("n", _P.INTEGER)
+_N_FLOAT = _req("n", _P.FLOAT)
+_CONSOLIDATIONS = ("sum", "average", "avg", "avg_zero", "min", "max", "first", "last")
 
 _SPECS = (
-    FunctionSpec("sumSeries", "Combine", (_SERIES_LISTS,), sum_series),
-    FunctionSpec("averageSeries", "Combine", (_SERIES_LISTS,), average_series),
-    FunctionSpec(
+    # Combine
+    _spec("sumSeries", "Combine", combine.sum_series, SERIES_LISTS),
+    _spec("averageSeries", "Combine", combine.average_series, SERIES_LISTS),
+    _spec("minSeries", "Combine", combine.min_series, SERIES_LISTS),
+    _spec("maxSeries", "Combine", combine.max_series, SERIES_LISTS),
+    _spec("diffSeries", "Combine", combine.diff_series, SERIES_LISTS),
+    _spec("multiplySeries", "Combine", combine.multiply_series, SERIES_LISTS),
+    _spec("stddevSeries", "Combine", combine.stddev_series, SERIES_LISTS),
+    _spec("countSeries", "Combine", combine.count_series, SERIES_LISTS),
+    _spec("group", "Combine", combine.group, SERIES_LISTS),
+    _spec(
+        "divideSeries",
+        "Combine",
+        combine.divide_series,
+        _req("dividendSeriesList", _P.SERIES_LIST),
+        _req("divisorSeries", _P.SERIES_LIST),
+    ),
+    _spec(
+        "asPercent",
+        "Combine",
+        combine.as_percent,
+        SERIES_LIST,
+        _p("total", _P.SERIES_OR_NUMBER),
+        Param("nodes", _P.NODE_OR_TAG, multiple=True),
+    ),
+    _spec(
+        "percentileOfSeries",
+        "Combine",
+        combine.percentile_of_series,
+        SERIES_LIST,
+        _N_FLOAT,
+        _p("interpolate", _P.BOOLEAN, False),
+    ),
+    _spec(
+        "groupByNode",
+        "Combine",
+        selection.group_by_node,
+        SERIES_LIST,
+        _req("nodeNum", _P.NODE_OR_TAG),
+        _p("callback", _P.STRING, "average"),
+    ),
+    _spec(
+        "groupByNodes",
+        "Combine",
+        selection.group_by_nodes,
+        SERIES_LIST,
+        _req("callback", _P.STRING),
+        Param("nodes", _P.NODE_OR_TAG, multiple=True),
+    ),
+    _spec(
+        "groupByTags",
+        "Combine",
+        tags.group_by_tags,
+        SERIES_LIST,
+        _req("callback", _P.STRING),
+        Param("tags", _P.STRING, required=True, multiple=True),
+    ),
+    _spec(
+        "applyByNode",
+        "Combine",
+        tags.apply_by_node,
+        SERIES_LIST,
+        _req("nodeNum", _P.INTEGER),
+        _req("templateFunction", _P.STRING),
+        _p("newName", _P.STRING),
+    ),
+    # Transform
+    _spec("scale", "Transform", transform.scale, SERIES_LIST, _req("factor", _P.FLOAT)),
+    _spec(
+        "offset", "Transform", transform.offset, SERIES_LIST, _req("factor", _P.FLOAT)
+    ),
+    _spec("absolute", "Transform", transform.absolute, SERIES_LIST),
+    _spec("derivative", "Transform", transform.derivative, SERIES_LIST),
+    _spec(
+        "nonNegativeDerivative",
+        "Transform",
+        transform.non_negative_derivative,
+        SERIES_LIST,
+        *_MAX_MIN,
+    ),
+    _spec("perSecond", "Transform", transform.per_second, SERIES_LIST, *_MAX_MIN),
+    _spec("integral", "Transform", transform.integral, SERIES_LIST),
+    _spec(
+        "keepLastValue",
+        "Transform",
+        transform.keep_last_value,
+        SERIES_LIST,
+        _p("limit", _P.INT_OR_INF),
+    ),
+    _spec(
+        "transformNull",
+        "Transform",
+        transform.transform_null,
+        SERIES_LIST,
+        _p("default", _P.FLOAT, 0),
+        Param("referenceSeries", _P.SERIES_LIST),
+    ),
+    _spec(
+        "delay", "Transform", transform.delay, SERIES_LIST, _req("steps", _P.INTEGER)
+    ),
+    _spec(
+        "timeShift",
+        "Transform",
+        transform.time_shift,
+        SERIES_LIST,
+        _req("timeShift", _P.INTERVAL),
+        _p("resetEnd", _P.BOOLEAN, True),
+        _p("alignDST", _P.BOOLEAN, False),
+    ),
+    _spec(
+        "timeStack",
+        "Transform",
+        transform.time_stack,
+        SERIES_LIST,
+        _p("timeShiftUnit", _P.INTERVAL, "1d"),
+        _p("timeShiftStart", _P.INTEGER, 0),
+        _p("timeShiftEnd", _P.INTEGER, 7),
+    ),
+    _spec(
         "summarize",
         "Transform",
-        (
-            _SERIES_LIST,
-            Param("intervalString", ParamType.INTERVAL, required=True),
-            Param("func", ParamType.AGG_FUNC, default="sum"),
-            Param("alignToFrom", ParamType.BOOLEAN, default=False),
-        ),
-        summarize,
+        windows.summarize,
+        SERIES_LIST,
+        _req("intervalString", _P.INTERVAL),
+        _p("func", _P.AGG_FUNC, "sum"),
+        _p("alignToFrom", _P.BOOLEAN, False),
     ),
-    FunctionSpec(
-        "movingAverage",
-        "Calculate",
-        (
-            _SERIES_LIST,
-            Param("windowSize", ParamType.INT_OR_INTERVAL, required=True),
-            Param("xFilesFactor", ParamType.FLOAT),
-        ),
-        moving_average,
-    ),
-    FunctionSpec(
-        "scale",
+    _spec(
+        "smartSummarize",
         "Transform",
-        (_SERIES_LIST, Param("factor", ParamType.FLOAT, required=True)),
-        scale,
+        windows.smart_summarize,
+        SERIES_LIST,
+        _req("intervalString", _P.INTERVAL),
+        _p("func", _P.AGG_FUNC, "sum"),
+        _p("alignTo", _P.STRING),
     ),
-    FunctionSpec(
-        "alias",
-        "Alias",
-        (_SERIES_LIST, Param("newName", ParamType.STRING, required=True)),
-        alias,
+    _spec(
+        "hitcount",
+        "Transform",
+        windows.hitcount,
+        SERIES_LIST,
+        _req("intervalString", _P.INTERVAL),
+        _p("alignToInterval", _P.BOOLEAN, False),
     ),
-    FunctionSpec(
+    # Calculate
+    _spec("movingAverage", "Calculate", windows.moving_average, SERIES_LIST, *_WINDOW),
+    _spec("movingSum", "Calculate", windows.moving_sum, SERIES_LIST, *_WINDOW),
+    _spec("movingMin", "Calculate", windows.moving_min, SERIES_LIST, *_WINDOW),
+    _spec("movingMax", "Calculate", windows.moving_max, SERIES_LIST, *_WINDOW),
+    _spec("movingMedian", "Calculate", windows.moving_median, SERIES_LIST, *_WINDOW),
+    _spec("nPercentile", "Calculate", transform.n_percentile, SERIES_LIST, _N_FLOAT),
+    # Filter
+    _spec(
+        "removeBelowValue",
+        "Filter Data",
+        transform.remove_below_value,
+        SERIES_LIST,
+        _N_FLOAT,
+    ),
+    _spec(
+        "removeAboveValue",
+        "Filter Data",
+        transform.remove_above_value,
+        SERIES_LIST,
+        _N_FLOAT,
+    ),
+    _spec(
+        "highestCurrent",
+        "Filter Series",
+        selection.highest_current,
+        SERIES_LIST,
+        _N_INT,
+    ),
+    _spec("highestMax", "Filter Series", selection.highest_max, SERIES_LIST, _N_INT),
+    _spec(
+        "highestAverage",
+        "Filter Series",
+        selection.highest_average,
+        SERIES_LIST,
+        _N_INT,
+    ),
+    _spec(
+        "lowestCurrent", "Filter Series", selection.lowest_current, SERIES_LIST, _N_INT
+    ),
+    _spec(
+        "lowestAverage", "Filter Series", selection.lowest_average, SERIES_LIST, _N_INT
+    ),
+    _spec(
+        "currentAbove", "Filter Series", selection.current_above, SERIES_LIST, _N_FLOAT
+    ),
+    _spec(
+        "currentBelow", "Filter Series", selection.current_below, SERIES_LIST, _N_FLOAT
+    ),
+    _spec(
+        "averageAbove", "Filter Series", selection.average_above, SERIES_LIST, _N_FLOAT
+    ),
+    _spec(
+        "maximumAbove", "Filter Series", selection.maximum_above, SERIES_LIST, _N_FLOAT
+    ),
+    _spec("limit", "Filter Series", selection.limit, SERIES_LIST, _N_INT),
+    _spec(
+        "exclude",
+        "Filter Series",
+        selection.exclude,
+        SERIES_LIST,
+        _req("pattern", _P.STRING),
+    ),
+    _spec(
+        "grep", "Filter Series", selection.grep, SERIES_LIST, _req("pattern", _P.STRING)
+    ),
+    _spec("unique", "Filter Series", selection.unique, SERIES_LISTS),
+    # Sorting
+    _spec(
+        "sortByName",
+        "Sorting",
+        selection.sort_by_name,
+        SERIES_LIST,
+        _p("natural", _P.BOOLEAN, False),
+        _p("reverse", _P.BOOLEAN, False),
+    ),
+    _spec("sortByMaxima", "Sorting", selection.sort_by_maxima, SERIES_LIST),
+    _spec(
+        "sortBy",
+        "Sorting",
+        selection.sort_by,
+        SERIES_LIST,
+        _p("func", _P.AGG_FUNC, "average"),
+        _p("reverse", _P.BOOLEAN, False),
+    ),
+    # Alias
+    _spec("alias", "Alias", selection.alias, SERIES_LIST, _req("newName", _P.STRING)),
+    _spec(
         "aliasByNode",
         "Alias",
-        (
-            _SERIES_LIST,
-            Param("nodes", ParamType.NODE_OR_TAG, required=True, multiple=True),
-        ),
-        alias_by_node,
+        selection.alias_by_node,
+        SERIES_LIST,
+        Param("nodes", _P.NODE_OR_TAG, required=True, multiple=True),
+    ),
+    _spec(
+        "aliasByTags",
+        "Alias",
+        tags.alias_by_tags,
+        SERIES_LIST,
+        Param("tags", _P.NODE_OR_TAG, required=True, multiple=True),
+    ),
+    _spec(
+        "aliasSub",
+        "Alias",
+        selection.alias_sub,
+        SERIES_LIST,
+        _req("search", _P.STRING),
+        _req("replace", _P.STRING),
+    ),
+    # Special
+    _spec(
+        "consolidateBy",
+        "Special",
+        transform.consolidate_by,
+        SERIES_LIST,
+        _req("consolidationFunc", _P.STRING, options=_CONSOLIDATIONS),
+    ),
+    _spec("cumulative", "Special", transform.cumulative, SERIES_LIST),
+    _spec("constantLine", "Special", transform.constant_line, _req("value", _P.FLOAT)),
+    _spec(
+        "threshold",
+        "Special",
+        transform.threshold,
+        _req("value", _P.FLOAT),
+        _p("label", _P.STRING),
+        _p("color", _P.STRING),
+    ),
+    _spec(
+        "seriesByTag",
+        "Special",
+        tags.series_by_tag,
+        Param("tagExpressions", _P.STRING, required=True, multiple=True),
     ),
 )
 
-FUNCTIONS: Mapping[str, FunctionSpec] = {spec.name: spec for spec in _SPECS} | {
+FUNCTIONS: Mapping[str, FunctionSpec] = {spec.name: spec for spec in _SPECS}
+"""Render functions by the name used in targets, short forms included."""
+
+FUNCTIONS = {
+    **FUNCTIONS,
     # Short forms that graphite-web accepts; results keep the long names.
-    "sum": _SPECS[0],
-    "avg": _SPECS[1],
+    "sum": FUNCTIONS["sumSeries"],
+    "avg": FUNCTIONS["averageSeries"],
 }
-"""Render functions by the name used in targets."""

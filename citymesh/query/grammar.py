@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NoReturn
 
 from citymesh.errors import QueryError
@@ -50,6 +50,8 @@ class Call:
     args: tuple[Node, ...]
     kwargs: tuple[tuple[str, Node], ...]
     position: int
+    raw: str = field(default="", compare=False)
+    """The call's text as written in the target, as graphite-web keeps it."""
 
 
 Node = PathExpression | Literal | Call
@@ -142,7 +144,7 @@ class _Parser:
         self.skip_spaces()
         if self.peek() == ")":
             self.position += 1
-            return Call(name, (), (), start)
+            return Call(name, (), (), start, self.text[start : self.position])
         while True:
             self.skip_spaces()
             keyword = self.keyword()
@@ -160,7 +162,8 @@ class _Parser:
                 self.position += 1
             elif char == ")":
                 self.position += 1
-                return Call(name, tuple(args), tuple(kwargs), start)
+                raw = self.text[start : self.position]
+                return Call(name, tuple(args), tuple(kwargs), start, raw)
             elif char == "":
                 self.fail(f"missing ')' to close {name}(")
             else:
@@ -187,7 +190,9 @@ class _Parser:
         while not self.at_end():
             char = self.text[self.position]
             if char == "\\" and self.position + 1 < len(self.text):
-                chars.append(self.text[self.position + 1])
+                # graphite-web keeps escapes as written, so regular
+                # expressions such as 'host(\d)' reach functions intact.
+                chars.append(self.text[self.position : self.position + 2])
                 self.position += 2
                 continue
             if char == quote:

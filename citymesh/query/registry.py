@@ -9,6 +9,7 @@ fails with a QueryError naming the function and the argument.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import enum
 import logging
 import re
@@ -38,6 +39,9 @@ class ParamType(enum.Enum):
     INT_OR_INTERVAL = "intOrInterval"
     NODE_OR_TAG = "nodeOrTag"
     AGG_FUNC = "aggFunc"
+    INT_OR_INF = "intOrInf"
+    SERIES_OR_NUMBER = "any"
+    """A series list or a number, as asPercent's `total`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +75,22 @@ class EvalContext:
     """Function that evaluates a node under a context, set by the render module."""
     arg_nodes: Mapping[str, Node] = field(default_factory=dict)
     """Syntax tree of each argument of the current call, by parameter name."""
+    now: int | None = None
+    """Request time in epoch seconds; fetches end there at the latest, as whisper's."""
+    tz: dt.tzinfo = dt.UTC
+    """Time zone of the request, for functions that align to calendar units."""
+    call: Call | None = None
+    """The call being evaluated, for functions that name themselves by its text."""
 
-    def evaluate(self, node: Node, from_s: int | None = None) -> list[TimeSeries]:
-        """Evaluate `node` again, optionally from an earlier start time."""
-        context = self if from_s is None else dataclasses.replace(self, from_s=from_s)
+    def evaluate(
+        self, node: Node, from_s: int | None = None, until_s: int | None = None
+    ) -> list[TimeSeries]:
+        """Evaluate `node` again, optionally over another time range."""
+        context = dataclasses.replace(
+            self,
+            from_s=self.from_s if from_s is None else from_s,
+            until_s=self.until_s if until_s is None else until_s,
+        )
         return self.evaluator(node, context)
 
 
@@ -156,6 +172,8 @@ def _assign_nodes(spec: FunctionSpec, call: Call) -> dict[str, list[Node]]:
 
 def _convert(spec: FunctionSpec, param: Param, node: Node, context: EvalContext) -> Any:
     where = f"{spec.name}: argument {param.name!r}"
+    if param.type is ParamType.SERIES_OR_NUMBER and not isinstance(node, Literal):
+        return context.evaluate(node)
     if param.type is ParamType.SERIES_LIST:
         if isinstance(node, Literal):
             raise QueryError(
@@ -194,6 +212,17 @@ def _check_literal(param: Param, value: LiteralValue) -> Any:
     if kind is ParamType.INTEGER:
         return value if isinstance(value, int) and not isinstance(value, bool) else None
     if kind is ParamType.FLOAT:
+        # graphite-web converts float parameters, so 42 is named "42.0".
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        return None
+    if kind is ParamType.INT_OR_INF:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value == float("inf"):
+            return value
+        return None
+    if kind is ParamType.SERIES_OR_NUMBER:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return value
         return None
@@ -236,6 +265,8 @@ def _describe(kind: ParamType) -> str:
             "a positive number of points or an interval string such as '5min'"
         ),
         ParamType.NODE_OR_TAG: "a node index or a tag name",
+        ParamType.INT_OR_INF: "an integer",
+        ParamType.SERIES_OR_NUMBER: "a series list or a number",
         ParamType.AGG_FUNC: (
             "an aggregation function name (" + ", ".join(AGGREGATION_ALIASES) + ")"
         ),

@@ -1,11 +1,12 @@
 """Evaluate render targets against a store and format the results.
 
-maxDataPoints consolidation: a series with n points and n > maxDataPoints is
-averaged into buckets of k = ceil(n / maxDataPoints) points, so its step
-becomes k * step. Buckets start at multiples of the new step, which keeps
-them stable while a dashboard refreshes. Because of that alignment the first
-and last buckets may be partial, and the result may hold maxDataPoints + 1
-points. Nulls are skipped, and a bucket of only nulls is null.
+maxDataPoints consolidation follows graphite-web 1.1.10's JSON renderer: a
+series with more points than maxDataPoints over the whole request range is
+consolidated by runs of k = ceil(points / maxDataPoints) values with its
+consolidation function (consolidateBy), after moving its start to a
+multiple of k * step so that refreshes give the same buckets. Like
+graphite-web, the start moves by one run but only run - 1 leading values are
+dropped, so each consolidated value is stamped one step early.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from citymesh.errors import QueryError
 from citymesh.query.functions import FUNCTIONS
 from citymesh.query.grammar import Call, Literal, Node, PathExpression, parse_target
 from citymesh.query.registry import EvalContext, bind_arguments
-from citymesh.query.series import TimeSeries, consolidate, fetch_series
+from citymesh.query.series import TimeSeries, consolidate_values, fetch_series
 from citymesh.query.timeparse import resolve_tz
 from citymesh.storage.base import TimeSeriesStore
 
@@ -35,24 +36,27 @@ def evaluate(
     store: TimeSeriesStore,
     from_s: int,
     until_s: int,
-    max_data_points: int | None = None,
+    now: int | None = None,
+    tz: str | tzinfo | None = None,
 ) -> list[TimeSeries]:
-    """Evaluate render targets over [from_s, until_s) in epoch seconds.
+    """Evaluate render targets over (from_s, until_s] in epoch seconds.
 
     Results keep the order of the targets. Blank targets are skipped, and a
-    path matching no series contributes nothing. Raises QueryError for an
-    invalid target, an unknown function, a bad argument or an empty range.
+    path matching no series contributes nothing. Fetches end at `now` at the
+    latest, as whisper's do. Raises QueryError for an invalid target, an
+    unknown function, a bad argument or an empty range.
     """
     if from_s >= until_s:
         raise QueryError(
             f"invalid time range: from ({from_s}) must be before until ({until_s})"
         )
-    if max_data_points is not None and max_data_points < 1:
-        raise QueryError(
-            f"invalid maxDataPoints {max_data_points}: must be a positive integer"
-        )
     context = EvalContext(
-        store=store, from_s=from_s, until_s=until_s, evaluator=evaluate_node
+        store=store,
+        from_s=from_s,
+        until_s=until_s,
+        evaluator=evaluate_node,
+        now=now,
+        tz=resolve_tz(tz),
     )
     results: list[TimeSeries] = []
     for target in targets:
@@ -65,8 +69,6 @@ def evaluate(
                 f"got the value {node.value!r}"
             )
         results.extend(evaluate_node(node, context))
-    if max_data_points is not None:
-        results = [consolidate_to_points(s, max_data_points) for s in results]
     logger.debug("evaluated %d targets into %d series", len(targets), len(results))
     return results
 
@@ -74,7 +76,12 @@ def evaluate(
 def evaluate_node(node: Node, context: EvalContext) -> list[TimeSeries]:
     """Evaluate a path expression or function call into a series list."""
     if isinstance(node, PathExpression):
-        return fetch_series(context.store, node.path, context.from_s, context.until_s)
+        until_s = context.until_s
+        if context.now is not None:
+            until_s = min(until_s, context.now)
+        if until_s <= context.from_s:
+            return []
+        return fetch_series(context.store, node.path, context.from_s, until_s)
     if isinstance(node, Call):
         spec = FUNCTIONS.get(node.name)
         if spec is None:
@@ -83,7 +90,7 @@ def evaluate_node(node: Node, context: EvalContext) -> list[TimeSeries]:
                 f"supported functions are {', '.join(sorted(FUNCTIONS))}"
             )
         bound, nodes = bind_arguments(spec, node, context)
-        call_context = dataclasses.replace(context, arg_nodes=nodes)
+        call_context = dataclasses.replace(context, arg_nodes=nodes, call=node)
         result: list[TimeSeries] = spec.implementation(call_context, **bound)
         return result
     raise QueryError(
@@ -91,18 +98,55 @@ def evaluate_node(node: Node, context: EvalContext) -> list[TimeSeries]:
     )
 
 
-def consolidate_to_points(series: TimeSeries, max_data_points: int) -> TimeSeries:
-    """Average a series into aligned buckets of ceil(n / max_data_points) points."""
-    if len(series) <= max_data_points:
-        return series
-    per_point = math.ceil(len(series) / max_data_points)
-    return consolidate(series, per_point * series.step)
+def consolidate_for_display(
+    series_list: Sequence[TimeSeries], max_data_points: int
+) -> list[TimeSeries]:
+    """Consolidate series to about max_data_points points as graphite-web's JSON."""
+    if max_data_points < 1:
+        raise QueryError(
+            f"invalid maxDataPoints {max_data_points}: must be a positive integer"
+        )
+    if not series_list:
+        return []
+    time_range = max(s.end for s in series_list) - min(s.start for s in series_list)
+    results = []
+    for series in series_list:
+        if max_data_points == 1:
+            per_point = max(len(series), 1)
+            start = series.start
+            values = series.values
+        else:
+            points = time_range / series.step
+            if max_data_points >= points:
+                results.append(series)
+                continue
+            per_point = math.ceil(points / max_data_points)
+            seconds = per_point * series.step
+            nudge = seconds + series.start % series.step - series.start % seconds
+            start = series.start + nudge
+            values = series.values[max(nudge // series.step - 1, 0) :]
+        consolidated = consolidate_values(values, per_point, series.consolidation_func)
+        step = per_point * series.step
+        # graphite-web stamps values with range(start, end + 1, step).
+        count = min(consolidated.size, max(0, (series.end - start) // step + 1))
+        results.append(
+            series.derive(
+                start=start,
+                end=start + count * step,
+                step=step,
+                values=consolidated[:count],
+            )
+        )
+    return results
 
 
-def to_json(series_list: Sequence[TimeSeries]) -> list[dict[str, Any]]:
+def to_json(
+    series_list: Sequence[TimeSeries], no_null_points: bool = False
+) -> list[dict[str, Any]]:
     """Format series as graphite-web's `format=json` body (before encoding).
 
-    Nulls and non-finite values become None, so the body is valid JSON.
+    Nulls and non-finite values become None, so the body is valid JSON. With
+    `no_null_points`, null points are left out and so are series left empty.
     """
     body: list[dict[str, Any]] = []
     for series in series_list:
@@ -112,10 +156,42 @@ def to_json(series_list: Sequence[TimeSeries]) -> list[dict[str, Any]]:
                 series.values.tolist(), series.timestamps.tolist(), strict=True
             )
         ]
+        if no_null_points:
+            datapoints = [point for point in datapoints if point[0] is not None]
+            if not datapoints:
+                continue
         body.append(
             {"target": series.name, "tags": dict(series.tags), "datapoints": datapoints}
         )
     return body
+
+
+def series_info(series: TimeSeries) -> dict[str, Any]:
+    """Describe a series as graphite-web's `format=pickle` does, nulls as None."""
+    return {
+        "name": series.name,
+        "start": series.start,
+        "end": series.end,
+        "step": series.step,
+        "values": [v if math.isfinite(v) else None for v in series.values.tolist()],
+        "pathExpression": series.path_expression,
+        "valuesPerPoint": 1,
+        "consolidationFunc": series.consolidation_func,
+        "xFilesFactor": 0.0,
+    }
+
+
+def to_raw(series_list: Sequence[TimeSeries]) -> str:
+    """Format series as graphite-web's `format=raw`: `name,start,end,step|v1,v2`."""
+    lines = []
+    for series in series_list:
+        values = ",".join(
+            repr(v) if math.isfinite(v) else "None" for v in series.values.tolist()
+        )
+        lines.append(
+            f"{series.name},{series.start},{series.end},{series.step}|{values}\n"
+        )
+    return "".join(lines)
 
 
 def to_csv(series_list: Sequence[TimeSeries], tz: str | tzinfo | None = None) -> str:

@@ -1,22 +1,19 @@
 """Regular time series and the fetch step that builds them from stored points.
 
-Bucketing follows whisper: a point at `t` seconds belongs to the bucket
+Bucketing follows whisper 1.1: a point at `t` seconds belongs to the bucket
 starting at `floor(t / step) * step`. When several points fall into one bucket,
-the latest one (largest timestamp) wins. That is the value whisper keeps when
-points arrive in time order. Buckets without points are null (NaN).
+the latest one (largest timestamp) wins. Buckets without points are null (NaN).
 
-Boundaries for a request [from, until), both in epoch seconds:
+Boundaries for a request from `from` to `until` (epoch seconds) are whisper's,
+so that Grafana users get graphite-web's exact answers:
 
-* the first bucket is the one containing `from`: `floor(from / step) * step`;
-* the last bucket is the last one starting before `until`, so the grid ends at
-  `ceil(until / step) * step` (exclusive);
-* every included bucket is read whole, so its value does not depend on where
-  `from` or `until` falls inside it.
+* the first bucket is the one after the bucket containing `from`:
+  `floor(from / step) * step + step`;
+* the last bucket is the one containing `until`, so the grid ends at
+  `floor(until / step) * step + step` (exclusive).
 
-Whisper (1.1) instead starts at the bucket after the one containing `from` and
-ends with the bucket containing `until`. The rule here keeps the half-open
-[from, until) of the store: a point written exactly at `from` is included and
-one written exactly at an aligned `until` is not.
+A point written exactly at an aligned `from` is therefore left out and one
+written exactly at `until` is included, as in graphite-web.
 """
 
 from __future__ import annotations
@@ -98,9 +95,9 @@ class TimeSeries:
 
 
 def grid_bounds(from_s: int, until_s: int, step: int) -> tuple[int, int]:
-    """Return the [start, end) bucket grid in seconds covering [from_s, until_s)."""
-    start = from_s // step * step
-    end = -(-until_s // step) * step
+    """Return whisper's [start, end) bucket grid in seconds for (from_s, until_s]."""
+    start = from_s // step * step + step
+    end = until_s // step * step + step
     return start, max(end, start)
 
 
@@ -129,19 +126,35 @@ def bucket_points(data: SeriesData, start: int, end: int, step: int) -> FloatArr
 def series_tags(meta: SeriesMeta) -> dict[str, TagValue]:
     """Return the Graphite tags of a stored series: its tags plus `name`."""
     tags: dict[str, TagValue] = dict(meta.tags)
-    tags["name"] = meta.name
+    # A tagged Graphite name `cpu;host=a` has the `name` tag `cpu`.
+    tags["name"] = meta.name.split(";", 1)[0]
     return tags
 
 
 def fetch_series(
     store: TimeSeriesStore, pattern: str, from_s: int, until_s: int
 ) -> list[TimeSeries]:
-    """Read the series matching a glob and bucket them for [from_s, until_s).
+    """Read the series matching a glob and bucket them for (from_s, until_s].
 
     Each series keeps its own `meta.step_s`. Series that exist but have no
-    points in the range come back with all values null.
+    points in the range come back with all values null. Tagged series
+    (`name;tag=value`) are left out unless the pattern names a tag, as
+    graphite-web keeps them out of the metric tree.
     """
     metas = store.find(pattern)
+    if ";" not in pattern:
+        metas = [meta for meta in metas if ";" not in meta.name]
+    return fetch_metas(store, metas, pattern, from_s, until_s)
+
+
+def fetch_metas(
+    store: TimeSeriesStore,
+    metas: Sequence[SeriesMeta],
+    path_expression: str,
+    from_s: int,
+    until_s: int,
+) -> list[TimeSeries]:
+    """Read the given series and bucket them for (from_s, until_s]."""
     by_step: dict[int, list[SeriesMeta]] = {}
     for meta in metas:
         by_step.setdefault(meta.step_s, []).append(meta)
@@ -149,7 +162,9 @@ def fetch_series(
     built: dict[str, TimeSeries] = {}
     for step, group in by_step.items():
         start, end = grid_bounds(from_s, until_s, step)
-        check_point_count((end - start) // step, f"series {pattern} at step {step}s")
+        check_point_count(
+            (end - start) // step, f"series {path_expression} at step {step}s"
+        )
         names = [meta.name for meta in group]
         data_by_name = {
             data.series.name: data
@@ -163,51 +178,58 @@ def fetch_series(
                 values = bucket_points(data, start, end, step)
             built[meta.name] = TimeSeries(
                 name=meta.name,
-                path_expression=pattern,
+                path_expression=path_expression,
                 start=start,
                 end=end,
                 step=step,
                 values=values,
                 tags=series_tags(meta),
             )
-    logger.debug("fetched %d series for %s", len(built), pattern)
+    logger.debug("fetched %d series for %s", len(built), path_expression)
     return [built[meta.name] for meta in metas]
 
 
-def consolidate(series: TimeSeries, step: int, func: str | None = None) -> TimeSeries:
-    """Aggregate a series into aligned buckets of `step` seconds.
+def consolidate_values(values: FloatArray, per_point: int, func: str) -> FloatArray:
+    """Aggregate runs of `per_point` values from the first one, as graphite-web.
 
-    Output buckets start at multiples of `step`; the first and last may cover
-    only part of the input. `func` defaults to the series' consolidation_func.
+    The last run may be shorter. A run without non-null values is null.
+    `avg_zero` counts nulls as zeros.
     """
-    if step == series.step:
-        return series
-    start = series.start // step * step
-    end = -(-series.end // step) * step
-    count = (end - start) // step
-    buckets = (series.timestamps - start) // step
-    values = aggregate_buckets(
-        series.values, buckets, count, func or series.consolidation_func
-    )
-    return series.derive(start=start, end=end, step=step, values=values)
+    if per_point <= 1:
+        return values
+    count = -(-values.size // per_point)
+    buckets = np.arange(values.size, dtype=np.int64) // per_point
+    if func == "avg_zero":
+        totals = aggregate_buckets(values, buckets, count, "sum")
+        sizes = np.bincount(buckets, minlength=count)
+        return totals / sizes
+    return aggregate_buckets(values, buckets, count, func)
 
 
 def normalize(
     series_list: Sequence[TimeSeries],
-) -> tuple[list[TimeSeries], FloatArray, int, int]:
-    """Bring series onto one grid for combining, point by point.
+) -> tuple[FloatArray, int, int]:
+    """Bring series onto one step for combining, point by point, as graphite-web.
 
-    Every series is consolidated to the least common multiple of all steps.
-    Returns the consolidated series, a (series x points) matrix padded with
-    NaN where a series does not cover the common [start, end), the common
+    Each series is consolidated to the least common multiple of all steps by
+    runs of points from its own start. Rows are then combined by position,
+    padded with nulls at the end, as graphite-web's `normalize` and
+    `zip_longest` do. Returns the (series x points) matrix, the earliest
     start and the common step.
     """
     step = math.lcm(*(series.step for series in series_list))
-    aligned = [consolidate(series, step) for series in series_list]
-    start = min(series.start for series in aligned)
-    end = max(series.end for series in aligned)
-    matrix = np.full((len(aligned), (end - start) // step), np.nan)
-    for row, series in enumerate(aligned):
-        offset = (series.start - start) // step
-        matrix[row, offset : offset + len(series)] = series.values
-    return aligned, matrix, start, step
+    rows = [
+        consolidate_values(s.values, step // s.step, s.consolidation_func)
+        for s in series_list
+    ]
+    start = min(series.start for series in series_list)
+    end = max(series.end for series in series_list)
+    end -= (end - start) % step
+    width = max(row.size for row in rows)
+    # graphite-web zips the values with range(start, end + 1, step).
+    width = min(width, (end - start) // step + 1)
+    matrix = np.full((len(rows), width), np.nan)
+    for index, row in enumerate(rows):
+        size = min(row.size, width)
+        matrix[index, :size] = row[:size]
+    return matrix, start, step

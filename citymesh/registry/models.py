@@ -16,6 +16,8 @@ class TenantRow(Base):
     __tablename__ = "tenants"
     tenant: Mapped[str] = mapped_column(String(63), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), default="")
+    public: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Whether anyone, without a key, may read every sensor of the tenant."""
 
 
 class SiteRow(Base):
@@ -75,9 +77,22 @@ class SensorRow(Base):
     quantity: Mapped[str] = mapped_column(String(63))
     unit: Mapped[str] = mapped_column(String(31))
     step_s: Mapped[int] = mapped_column(BigInteger, default=60)
+    public: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Whether anyone, without a key, may read this sensor's series."""
     __table_args__ = (
         ForeignKeyConstraint(
             ["tenant", "gateway", "device"],
             ["devices.tenant", "devices.gateway", "devices.device"],
         ),
     )
+
+
+class ActuatorRow(Base):
+    """An output behind a gateway that commands may drive (a valve, a relay)."""
+
+    __tablename__ = "actuators"
+    tenant: Mapped[str] = mapped_column(String(63), primary_key=True)
+    gateway: Mapped[str] = mapped_column(String(63), primary_key=True)
+    actuator: Mapped[str] = mapped_column(String(63), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    __table_args__ = (ForeignKeyConstraint(["tenant"], ["tenants.tenant"]),)

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, make_url, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from citymesh.errors import ConfigError, StorageError
+from citymesh.errors import ConfigError, MessageRejected, StorageError
 from citymesh.protocol.messages import Birth, Status
 from citymesh.protocol.names import series_name
 from citymesh.protocol.quantities import lookup_quantity
+from citymesh.registry import migrate
+from citymesh.registry.access import ReadAccess
+from citymesh.registry.identities import GatewayState, Identities
 from citymesh.registry.models import (
-    Base,
     DeviceRow,
     GatewayRow,
     SensorRow,
@@ -53,14 +56,18 @@ class Registry:
     def __init__(self, url: str) -> None:
         try:
             self._engine = create_engine(url, future=True)
-            Base.metadata.create_all(self._engine)
+            migrate.upgrade(self._engine)
         except SQLAlchemyError as exc:
+            shown = make_url(url).render_as_string(hide_password=True)
             raise ConfigError(
-                f"cannot open the registry database {url!r}: {exc}; check registry.url"
+                f"cannot open the registry database {shown!r}: {exc}; "
+                "check registry_url"
             ) from exc
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
         self._lock = threading.Lock()
         self._known_sensors: set[str] = set()
+        self._access: ReadAccess | None = None
+        self.identities = Identities(self._sessions, self._lock)
         logger.info(
             "registry open at %s", self._engine.url.render_as_string(hide_password=True)
         )
@@ -192,8 +199,13 @@ class Registry:
             row = session.get(SensorRow, series)
             return None if row is None else row.step_s
 
-    def record_status(self, status: Status, received_ms: int) -> None:
-        """Store a gateway's latest status report."""
+    def record_status(
+        self,
+        status: Status,
+        received_ms: int,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Store a gateway's latest status report and the collector's `extra` fields."""
 
         def work(session: Session) -> None:
             row = session.get(GatewayRow, (status.tenant, status.gateway))
@@ -206,7 +218,7 @@ class Registry:
                 return
             row.online = status.online
             row.last_seen_ms = received_ms
-            row.status = status.model_dump(mode="json")
+            row.status = {**status.model_dump(mode="json"), **(extra or {})}
 
         self._write(work)
 
@@ -221,10 +233,85 @@ class Registry:
         self._write(work)
 
     def list_rows(self, table: type[Any], **filters: str | None) -> list[Any]:
-        """Return rows of a registry table, filtered by equal columns."""
+        """Return rows of a registry table, filtered by equal columns.
+
+        A view made by `scoped` returns only the rows its access may see.
+        """
         statement = select(table)
         for column, value in filters.items():
             if value is not None:
                 statement = statement.where(getattr(table, column) == value)
         with self._sessions() as session:
-            return list(session.scalars(statement).all())
+            rows = list(session.scalars(statement).all())
+        if self._access is None:
+            return rows
+        return visible_rows(self, self._access, table, rows)
+
+    def scoped(self, access: ReadAccess) -> Registry:
+        """Return a view of this registry whose listings obey `access`."""
+        view = copy.copy(self)
+        view._access = access
+        return view
+
+    def check_origin(self, tenant: str, gateway: str) -> MessageRejected | None:
+        """Return why messages of a gateway are rejected, or None if it may send."""
+        state = self.identities.gateway_state(tenant, gateway)
+        if state is GatewayState.ACTIVE:
+            return None
+        if state is GatewayState.REVOKED:
+            return MessageRejected(
+                "revoked_gateway", f"gateway {tenant}/{gateway} was revoked"
+            )
+        return MessageRejected(
+            "unknown_gateway",
+            f"gateway {tenant}/{gateway} is not enrolled; enrol it with "
+            "`citymesh admin gateway add`",
+        )
+
+
+def visible_rows(
+    registry: Registry, access: ReadAccess, table: type[Any], rows: list[Any]
+) -> list[Any]:
+    """Keep the rows `access` may see.
+
+    Sensors need read access to their series. Tenants, sites, gateways and
+    devices are visible in the caller's own tenant and in public tenants, and
+    elsewhere only above a public sensor.
+    """
+    if table is SensorRow:
+        return [r for r in rows if access.can_read(r.series)]
+    whole = access.whole_tenants()
+    if whole is None:
+        return rows
+    partial = {r.tenant for r in rows} - whole
+    above: set[tuple[str, ...]] = set()
+    if partial:
+        with registry._sessions() as session:
+            sensors = session.scalars(
+                select(SensorRow).where(SensorRow.tenant.in_(partial))
+            ).all()
+        for sensor in sensors:
+            if access.can_read(sensor.series):
+                above.update(_ancestors(sensor))
+    return [r for r in rows if r.tenant in whole or _key(table, r) in above]
+
+
+def _ancestors(sensor: SensorRow) -> list[tuple[str, ...]]:
+    return [
+        ("tenant", sensor.tenant),
+        ("site", sensor.tenant, sensor.site),
+        ("gateway", sensor.tenant, sensor.gateway),
+        ("device", sensor.tenant, sensor.gateway, sensor.device),
+    ]
+
+
+def _key(table: type[Any], row: Any) -> tuple[str, ...]:
+    if table is TenantRow:
+        return ("tenant", row.tenant)
+    if table is SiteRow:
+        return ("site", row.tenant, row.site)
+    if table is GatewayRow:
+        return ("gateway", row.tenant, row.gateway)
+    if table is DeviceRow:
+        return ("device", row.tenant, row.gateway, row.device)
+    return ("other", row.tenant)

@@ -12,11 +12,16 @@ from types import TracebackType
 import uvicorn
 
 from citymesh.api.app import ApiContext, create_app
+from citymesh.carbon.listener import CarbonListener
+from citymesh.carbon.sink import CarbonSink
 from citymesh.collector.events import EventHub
 from citymesh.collector.service import Collector
 from citymesh.errors import ConfigError
+from citymesh.registry.broker_authority import RegistryBrokerAuthority
+from citymesh.registry.mosquitto import MosquittoSync
 from citymesh.registry.store import Registry
 from citymesh.server.settings import ServerSettings
+from citymesh.storage.background import StoreMaintenance
 from citymesh.storage.duckdb_store import DuckDBStore
 from citymesh.transport.address import BrokerAddress
 from citymesh.transport.broker import EmbeddedBroker
@@ -52,7 +57,10 @@ class DataCentre:
         self.broker_address: BrokerAddress | None = None
         self.store: DuckDBStore | None = None
         self.registry: Registry | None = None
+        self.broker_authority: RegistryBrokerAuthority | None = None
         self.collector: Collector | None = None
+        self.carbon: CarbonListener | None = None
+        self.maintenance: StoreMaintenance | None = None
         self.hub = EventHub()
         self._http: _EmbeddedUvicorn | None = None
         self._http_task: asyncio.Task[None] | None = None
@@ -61,7 +69,8 @@ class DataCentre:
     def http_url(self) -> str:
         """Return the base URL of the HTTP API and dashboard."""
         http = self.settings.http
-        return f"http://{http.host}:{http.port}"
+        scheme = "https" if http.tls_certfile is not None else "http"
+        return f"{scheme}://{http.host}:{http.port}"
 
     async def __aenter__(self) -> DataCentre:
         try:
@@ -80,16 +89,27 @@ class DataCentre:
                 f"Choose another with {self._http_option}"
             )
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        store = DuckDBStore(settings.store_path)
+        rules = settings.retention.to_rules()
+        store = DuckDBStore(settings.store_path, rules)
         self.store = store
         self._stack.callback(store.close)
+        self.maintenance = await self._stack.enter_async_context(
+            StoreMaintenance(store, settings.retention.maintenance_interval_s)
+        )
         registry = Registry(settings.resolved_registry_url())
         self.registry = registry
         self._stack.callback(registry.close)
 
         broker = settings.broker
+        login = (broker.username, broker.password)
         if broker.mode == "embedded":
-            embedded = EmbeddedBroker(broker.host, broker.port)
+            authority = None
+            if settings.security.broker_auth:
+                authority, login = RegistryBrokerAuthority.with_service(
+                    registry.identities
+                )
+            self.broker_authority = authority
+            embedded = EmbeddedBroker(broker.host, broker.port, authority=authority)
             await self._stack.enter_async_context(embedded)
             self.broker_address = embedded.address
         else:
@@ -101,8 +121,8 @@ class DataCentre:
             registry,
             self.hub,
             settings.collector,
-            username=broker.username,
-            password=broker.password,
+            username=login[0],
+            password=login[1],
         )
         self.collector = collector
         await self._stack.enter_async_context(collector)
@@ -116,10 +136,37 @@ class DataCentre:
                 "runs"
             ) from None
 
+        security = settings.security
+        if security.mosquitto_dir is not None and broker.username and broker.password:
+            await self._stack.enter_async_context(
+                MosquittoSync(
+                    registry.identities,
+                    security.mosquitto_dir,
+                    {broker.username: broker.password},
+                    security.mosquitto_pid_file,
+                )
+            )
+
+        carbon = settings.carbon
+        if carbon.enabled:
+            sink = CarbonSink(
+                store,
+                carbon.tenant,
+                f"{carbon.tenant}." if carbon.prefix_tenant else "",
+                carbon.queue_max_points,
+                rules,
+            )
+            self.carbon = await self._stack.enter_async_context(
+                CarbonListener(
+                    sink, carbon.host, carbon.port, carbon.pickle_port, carbon.udp
+                )
+            )
+
         app = create_app(
             ApiContext(
                 store=store, registry=registry, hub=self.hub, collector=collector
-            )
+            ),
+            security=settings.security,
         )
         config = uvicorn.Config(
             app,
@@ -129,6 +176,8 @@ class DataCentre:
             access_log=False,
             lifespan="on",
             timeout_graceful_shutdown=3,
+            ssl_certfile=http.tls_certfile,
+            ssl_keyfile=http.tls_keyfile,
         )
         server = _EmbeddedUvicorn(config)
         self._http = server

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from citymesh.carbon.settings import CarbonSettings
+from citymesh.storage.retention_settings import RetentionSettings
 from citymesh.transport.address import BrokerAddress, parse_broker_url
 
 ENV_PREFIX = "CITYMESH_"
@@ -48,6 +50,32 @@ class HttpSettings(_Section):
 
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    tls_certfile: Path | None = None
+    """PEM certificate chain; with tls_keyfile the API is served over HTTPS."""
+    tls_keyfile: Path | None = None
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> HttpSettings:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("set both tls_certfile and tls_keyfile, or neither")
+        return self
+
+
+class SecuritySettings(_Section):
+    """API keys, rate limits and request limits of the HTTP API."""
+
+    rate_limit_per_s: Annotated[float, Field(gt=0, le=1_000_000)] = 50.0
+    """Sustained requests per second per API key (per client address without)."""
+    rate_limit_burst: Annotated[int, Field(ge=1, le=1_000_000)] = 200
+    """Requests a key may send at once before the sustained rate applies."""
+    max_request_bytes: Annotated[int, Field(ge=1024, le=1024**3)] = 1024 * 1024
+    """Larger request bodies are rejected with 413."""
+    broker_auth: bool = True
+    """Whether the embedded broker checks logins and topics against the registry."""
+    mosquitto_dir: Path | None = None
+    """Where to keep Mosquitto's password and ACL files in sync with the registry."""
+    mosquitto_pid_file: Path | None = None
+    """Mosquitto's pid file; it gets SIGHUP to reload after each change."""
 
 
 class CollectorSettings(_Section):
@@ -60,6 +88,20 @@ class CollectorSettings(_Section):
     batch_max_points: Annotated[int, Field(ge=1, le=1_000_000)] = 20_000
     batch_max_delay_ms: Annotated[int, Field(ge=0, le=60_000)] = 100
     queue_max_batches: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
+    reconnect_max_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    """Cap of the exponential backoff between reconnects to the broker."""
+    share_group: str | None = None
+    """MQTT shared-subscription group: collectors in one group split the
+    gateways' messages between them. None subscribes this collector alone."""
+
+    @field_validator("share_group")
+    @classmethod
+    def _valid_share_group(cls, value: str | None) -> str | None:
+        if value is not None and not value.replace("-", "").replace("_", "").isalnum():
+            raise ValueError(
+                f"share_group {value!r} may contain only letters, digits, _ and -"
+            )
+        return value
 
 
 class ServerSettings(_Section):
@@ -69,6 +111,9 @@ class ServerSettings(_Section):
     broker: BrokerSettings = BrokerSettings()
     http: HttpSettings = HttpSettings()
     collector: CollectorSettings = CollectorSettings()
+    security: SecuritySettings = SecuritySettings()
+    carbon: CarbonSettings = CarbonSettings()
+    retention: RetentionSettings = RetentionSettings()
     registry_url: str | None = None
     """SQLAlchemy URL of the registry; default SQLite in data_dir."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

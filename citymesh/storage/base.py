@@ -55,6 +55,8 @@ class SeriesData:
     series: SeriesMeta
     timestamps: npt.NDArray[np.int64]
     values: npt.NDArray[np.float64]
+    resolution_s: int = 0
+    """0 for raw points, else the rollup step; rollup timestamps start buckets."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,17 +74,54 @@ class TimeSeriesStore(Protocol):
     def write(self, blocks: Sequence[PointsBlock]) -> int:
         """Store all blocks in one transaction and return the points newly added.
 
-        Writing a point whose (series, timestamp) already exists changes nothing,
-        so a redelivered batch is harmless.
+        The last value written for a (series, timestamp) wins, as in carbon, so
+        a redelivered batch leaves the stored data as it was.
+        """
+        ...
+
+    def register(self, metas: Sequence[SeriesMeta]) -> npt.NDArray[np.int32]:
+        """Return the store's id of each series, registering new ones."""
+        ...
+
+    def append(
+        self,
+        series_ids: npt.NDArray[np.int32],
+        timestamps: npt.NDArray[np.int64],
+        values: npt.NDArray[np.float64],
+    ) -> int:
+        """Store points given as columns, for bulk ingest; return how many.
+
+        Ids come from `register`. The last value written for a (series,
+        timestamp) wins, also within one call. Unlike `write`, the count
+        includes points that replace stored ones.
         """
         ...
 
     def read(
-        self, names: Sequence[str], start_ms: int, end_ms: int
+        self,
+        names: Sequence[str],
+        start_ms: int,
+        end_ms: int,
+        resolution_s: int | None = 0,
     ) -> list[SeriesData]:
         """Return the points of each named series with start_ms <= t < end_ms.
 
-        Unknown names are left out of the result.
+        `resolution_s` picks the archive: 0 reads raw points, a rollup step
+        reads that rollup (one value per bucket, stamped with the bucket
+        start), and None picks per series the finest archive that covers
+        start_ms, as `resolution_for` does. Each result's `resolution_s`
+        says which archive it came from, so a caller places the values on a
+        grid of max(series step, resolution_s). Unknown names are left out.
+        """
+        ...
+
+    def resolution_for(
+        self, name: str, start_ms: int, now_ms: int | None = None
+    ) -> int:
+        """Return the finest archive of a series that still holds start_ms.
+
+        0 means raw points. A series whose retention rule has no archive
+        reaching back that far gets its coarsest rollup, as whisper does.
         """
         ...
 

@@ -2,61 +2,42 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import numpy as np
+import numpy.typing as npt
 
 from citymesh.errors import StorageError
 from citymesh.storage.base import LatestValue, PointsBlock, SeriesData, SeriesMeta
+from citymesh.storage.duckdb_rollup import compact_ingest
+from citymesh.storage.duckdb_schema import create_schema
+from citymesh.storage.duckdb_series import SeriesCatalog
+from citymesh.storage.maintenance import MaintenanceResult, run_maintenance
 from citymesh.storage.patterns import compile_glob
+from citymesh.storage.retention import RetentionRules
 
 logger = logging.getLogger(__name__)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS series (
-    id INTEGER PRIMARY KEY,
-    name VARCHAR NOT NULL UNIQUE,
-    tenant VARCHAR NOT NULL,
-    site VARCHAR NOT NULL,
-    gateway VARCHAR NOT NULL,
-    device VARCHAR NOT NULL,
-    quantity VARCHAR NOT NULL,
-    unit VARCHAR NOT NULL,
-    step_s INTEGER NOT NULL,
-    tags VARCHAR NOT NULL
-);
-CREATE TABLE IF NOT EXISTS points (
-    series_id INTEGER NOT NULL,
-    ts BIGINT NOT NULL,
-    value DOUBLE NOT NULL,
-    PRIMARY KEY (series_id, ts)
-);
-CREATE TABLE IF NOT EXISTS latest (
-    series_id INTEGER PRIMARY KEY,
-    ts BIGINT NOT NULL,
-    value DOUBLE NOT NULL
-);
-CREATE TABLE IF NOT EXISTS state (
-    key VARCHAR PRIMARY KEY,
-    value VARCHAR NOT NULL
-);
-"""
+# Rows moved from ingest to points per compaction step. Writers wait for the
+# lock during a step, which took about 0.1 s in bench/carbon_ingest.py.
+COMPACT_MAX_ROWS = 500_000
 
 
 class DuckDBStore:
     """A TimeSeriesStore in one DuckDB database file, or in memory when path is None.
 
     One process owns the file. Writes are serialised by a lock; reads use a
-    cursor per thread and see the last committed write.
+    cursor per thread and see the last committed write. Writes append to an
+    ingest table, and `maintain` (run in the background by the server)
+    compacts it, computes rollups and expires data per the retention rules.
     """
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, rules: RetentionRules | None = None) -> None:
         self.path = path
         try:
             if path is not None:
@@ -67,38 +48,25 @@ class DuckDBStore:
                 f"cannot open the DuckDB store at {path}: {exc}. Another citymesh "
                 "server may be using it; stop it or choose another data directory"
             ) from exc
-        self._con.execute(_SCHEMA)
+        create_schema(self._con)
         self._write_lock = threading.Lock()
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
-        self._by_name: dict[str, tuple[int, SeriesMeta]] = {}
-        self._by_id: dict[int, SeriesMeta] = {}
-        self._load_series()
+        self.catalog = SeriesCatalog(self._con, rules or RetentionRules())
+        row = self._con.execute("SELECT coalesce(max(seq), 0) FROM ingest").fetchall()[
+            0
+        ]
+        self._next_seq = int(row[0]) + 1 if row else 1
         logger.info(
             "DuckDB store open at %s with %d series",
             path or ":memory:",
-            len(self._by_name),
+            len(self.catalog),
         )
 
-    def _load_series(self) -> None:
-        rows = self._con.execute(
-            "SELECT id, name, tenant, site, gateway, device, quantity, unit, step_s,"
-            " tags FROM series"
-        ).fetchall()
-        for row in rows:
-            meta = SeriesMeta(
-                name=row[1],
-                tenant=row[2],
-                site=row[3],
-                gateway=row[4],
-                device=row[5],
-                quantity=row[6],
-                unit=row[7],
-                step_s=row[8],
-                tags=json.loads(row[9]),
-            )
-            self._by_name[meta.name] = (row[0], meta)
-            self._by_id[row[0]] = meta
+    @property
+    def rules(self) -> RetentionRules:
+        """The retention rules the store applies."""
+        return self.catalog.rules
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         cursor: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
@@ -109,141 +77,227 @@ class DuckDBStore:
                 self._cursors.append(cursor)
         return cursor
 
-    def _series_id(self, meta: SeriesMeta) -> int:
-        """Return the id of a series, registering or updating its metadata."""
-        known = self._by_name.get(meta.name)
-        tags = json.dumps(dict(meta.tags), sort_keys=True)
-        if known is not None:
-            series_id, old = known
-            if old != meta:
-                self._con.execute(
-                    "UPDATE series SET unit = ?, step_s = ?, tags = ? WHERE id = ?",
-                    [meta.unit, meta.step_s, tags, series_id],
-                )
-                self._by_name[meta.name] = (series_id, meta)
-                self._by_id[series_id] = meta
-            return series_id
-        series_id = len(self._by_id) + 1
-        self._con.execute(
-            "INSERT INTO series VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                series_id,
-                meta.name,
-                meta.tenant,
-                meta.site,
-                meta.gateway,
-                meta.device,
-                meta.quantity,
-                meta.unit,
-                meta.step_s,
-                tags,
-            ],
-        )
-        self._by_name[meta.name] = (series_id, meta)
-        self._by_id[series_id] = meta
-        logger.debug("new series %s (id %d)", meta.name, series_id)
-        return series_id
+    def _next_seqs(self, count: int) -> npt.NDArray[np.int64]:
+        first = self._next_seq
+        self._next_seq += count
+        return np.arange(first, first + count, dtype=np.int64)
+
+    def register(self, metas: Sequence[SeriesMeta]) -> npt.NDArray[np.int32]:
+        """Return the store's id of each series, registering new ones."""
+        with self._write_lock:
+            return self._register(metas)
+
+    def _register(self, metas: Sequence[SeriesMeta]) -> npt.NDArray[np.int32]:
+        con = self._con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            ids = self.catalog.register(metas)
+            con.execute("COMMIT")
+        except duckdb.Error as exc:
+            con.execute("ROLLBACK")
+            self.catalog.reload()
+            raise StorageError(
+                f"registering {len(metas)} series failed: {exc}"
+            ) from exc
+        return ids
 
     def write(self, blocks: Sequence[PointsBlock]) -> int:
-        """Store all blocks in one transaction; return the points newly added."""
+        """Store all blocks in one transaction; return the points newly added.
+
+        The last value written for a (series, timestamp) wins. A point that
+        only replaces a stored one is not counted as added.
+        """
         blocks = [b for b in blocks if b.timestamps.size]
         if not blocks:
             return 0
         with self._write_lock:
-            con = self._con
-            con.execute("BEGIN TRANSACTION")
-            try:
-                ids = [self._series_id(b.series) for b in blocks]
-                batch = _dedupe(
-                    np.concatenate(
-                        [
-                            np.full(b.timestamps.size, i, np.int32)
-                            for b, i in zip(blocks, ids, strict=True)
-                        ]
-                    ),
-                    np.concatenate([b.timestamps.astype(np.int64) for b in blocks]),
-                    np.concatenate([b.values.astype(np.float64) for b in blocks]),
-                )
-                con.register("citymesh_batch", batch)
-                added = con.execute(
-                    "INSERT OR IGNORE INTO points"
-                    " SELECT sid, ts, value FROM citymesh_batch"
-                ).fetchone()
-                con.execute(
-                    """
-                    INSERT INTO latest
-                    SELECT sid, max(ts), arg_max(value, ts)
-                    FROM citymesh_batch GROUP BY sid
-                    ON CONFLICT (series_id) DO UPDATE
-                    SET ts = excluded.ts, value = excluded.value
-                    WHERE excluded.ts >= latest.ts
-                    """
-                )
-                con.unregister("citymesh_batch")
-                con.execute("COMMIT")
-            except duckdb.Error as exc:
-                con.execute("ROLLBACK")
-                self._reload_after_rollback()
-                raise StorageError(
-                    f"write of {len(blocks)} series failed: {exc}"
-                ) from exc
-        return int(added[0]) if added else 0
+            ids = self._register([b.series for b in blocks])
+            sids = np.concatenate(
+                [
+                    np.full(b.timestamps.size, i, np.int32)
+                    for b, i in zip(blocks, ids.tolist(), strict=True)
+                ]
+            )
+            stamps = np.concatenate([b.timestamps.astype(np.int64) for b in blocks])
+            values = np.concatenate([b.values.astype(np.float64) for b in blocks])
+            return self._append(sids, stamps, values, count_new=True)
 
-    def _reload_after_rollback(self) -> None:
-        self._by_name.clear()
-        self._by_id.clear()
-        self._load_series()
+    def append(
+        self,
+        series_ids: npt.NDArray[np.int32],
+        timestamps: npt.NDArray[np.int64],
+        values: npt.NDArray[np.float64],
+    ) -> int:
+        """Append points as columns in one transaction; return how many.
+
+        The last value written for a (series, timestamp) wins, also within
+        one call. The count includes points that replace stored ones.
+        """
+        if not series_ids.size == timestamps.size == values.size:
+            raise ValueError(
+                f"append got {series_ids.size} ids, {timestamps.size} timestamps "
+                f"and {values.size} values; the three must be equally long"
+            )
+        if not series_ids.size:
+            return 0
+        with self._write_lock:
+            return self._append(series_ids, timestamps, values, count_new=False)
+
+    def _append(
+        self,
+        sids: npt.NDArray[np.int32],
+        stamps: npt.NDArray[np.int64],
+        values: npt.NDArray[np.float64],
+        count_new: bool,
+    ) -> int:
+        con = self._con
+        batch = {
+            "series_id": sids.astype(np.int32, copy=False),
+            "ts": stamps.astype(np.int64, copy=False),
+            "value": values.astype(np.float64, copy=False),
+            "seq": self._next_seqs(sids.size),
+        }
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.register("citymesh_batch", batch)
+            added = sids.size
+            if count_new:
+                added = self._count_new(con, int(stamps.min()), int(stamps.max()))
+            con.execute("INSERT INTO ingest SELECT * FROM citymesh_batch")
+            con.unregister("citymesh_batch")
+            con.execute("COMMIT")
+        except duckdb.Error as exc:
+            con.execute("ROLLBACK")
+            raise StorageError(f"write of {sids.size} points failed: {exc}") from exc
+        return int(added)
+
+    @staticmethod
+    def _count_new(con: duckdb.DuckDBPyConnection, low: int, high: int) -> int:
+        """Count distinct (series, ts) of the registered batch not stored yet."""
+        row = con.execute(
+            """
+            SELECT count(*) FROM (SELECT DISTINCT series_id, ts FROM citymesh_batch) b
+            WHERE NOT EXISTS (
+                SELECT 1 FROM points p WHERE p.ts BETWEEN $low AND $high
+                AND p.series_id = b.series_id AND p.ts = b.ts)
+            AND NOT EXISTS (
+                SELECT 1 FROM ingest i WHERE i.ts BETWEEN $low AND $high
+                AND i.series_id = b.series_id AND i.ts = b.ts)
+            """,
+            {"low": low, "high": high},
+        ).fetchall()[0]
+        return int(row[0]) if row else 0
+
+    def resolution_for(
+        self, name: str, start_ms: int, now_ms: int | None = None
+    ) -> int:
+        """Return the finest archive of a series still covering start_ms (0: raw)."""
+        archives = self.rules.policy(name).archives
+        if not archives:
+            return 0
+        now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+        for index, archive in enumerate(archives):
+            if now - archive.retention_s * 1000 <= start_ms:
+                return 0 if index == 0 else archive.step_s
+        return archives[-1].step_s if len(archives) > 1 else 0
 
     def read(
-        self, names: Sequence[str], start_ms: int, end_ms: int
+        self,
+        names: Sequence[str],
+        start_ms: int,
+        end_ms: int,
+        resolution_s: int | None = 0,
     ) -> list[SeriesData]:
-        """Return the points of each known named series with start <= t < end."""
-        known = [self._by_name[n] for n in dict.fromkeys(names) if n in self._by_name]
+        """Return the points of each known named series with start <= t < end.
+
+        `resolution_s` 0 reads raw points, a step reads that rollup, and None
+        picks per series the finest archive covering start_ms.
+        """
+        known = self.catalog.lookup(names)
         if not known:
             return []
+        if resolution_s is not None:
+            return self._read_at(known, start_ms, end_ms, resolution_s)
+        now = time.time_ns() // 1_000_000
+        groups: dict[int, list[tuple[int, SeriesMeta]]] = {}
+        for item in known:
+            chosen = self.resolution_for(item[1].name, start_ms, now)
+            groups.setdefault(chosen, []).append(item)
+        by_name: dict[str, SeriesData] = {}
+        for chosen, group in groups.items():
+            for data in self._read_at(group, start_ms, end_ms, chosen):
+                by_name[data.series.name] = data
+        return [by_name[meta.name] for _, meta in known]
+
+    def _read_at(
+        self,
+        known: list[tuple[int, SeriesMeta]],
+        start_ms: int,
+        end_ms: int,
+        resolution_s: int,
+    ) -> list[SeriesData]:
         ids = [series_id for series_id, _ in known]
-        result = (
-            self._cursor()
-            .execute(
-                "SELECT series_id, ts, value FROM points"
-                " WHERE series_id IN (SELECT unnest(?)) AND ts >= ? AND ts < ?"
+        cursor = self._cursor()
+        params = [ids, start_ms, end_ms]
+        where = "series_id IN (SELECT unnest(?)) AND ts >= ? AND ts < ?"
+        if resolution_s:
+            result = cursor.execute(
+                f"SELECT series_id, ts, value FROM rollups WHERE step_s = ? AND {where}"
                 " ORDER BY series_id, ts",
-                [ids, start_ms, end_ms],
-            )
-            .fetchnumpy()
-        )
-        sids = np.asarray(result["series_id"], dtype=np.int64)
-        ts = np.asarray(result["ts"], dtype=np.int64)
-        values = np.asarray(result["value"], dtype=np.float64)
+                [resolution_s, *params],
+            ).fetchnumpy()
+            sids, ts, values = _columns(result)
+        else:
+            stored = cursor.execute(
+                f"SELECT series_id, ts, value FROM points WHERE {where}"
+                " ORDER BY series_id, ts",
+                params,
+            ).fetchnumpy()
+            pending = cursor.execute(
+                f"SELECT series_id, ts, value, seq FROM ingest WHERE {where}", params
+            ).fetchnumpy()
+            sids, ts, values = _merge_pending(stored, pending)
         out = []
         for series_id, meta in known:
             lo, hi = np.searchsorted(sids, [series_id, series_id + 1])
-            out.append(SeriesData(meta, ts[lo:hi].copy(), values[lo:hi].copy()))
+            out.append(
+                SeriesData(meta, ts[lo:hi].copy(), values[lo:hi].copy(), resolution_s)
+            )
         return out
 
     def find(self, pattern: str) -> list[SeriesMeta]:
         """Return the series whose names match a Graphite glob, sorted by name."""
         regex = compile_glob(pattern)
         return sorted(
-            (meta for _, meta in self._by_name.values() if regex.match(meta.name)),
+            (meta for meta in self.catalog.metas() if regex.match(meta.name)),
             key=lambda m: m.name,
         )
 
     def series(self, names: Sequence[str] | None = None) -> list[SeriesMeta]:
         """Return the metadata of the named series, or of all series."""
         if names is None:
-            return sorted((m for _, m in self._by_name.values()), key=lambda m: m.name)
-        return [self._by_name[n][1] for n in names if n in self._by_name]
+            return sorted(self.catalog.metas(), key=lambda m: m.name)
+        return [meta for _, meta in self.catalog.lookup(names, unique=False)]
 
     def latest(self, names: Sequence[str] | None = None) -> list[LatestValue]:
         """Return the newest point of each named series, or of all series."""
-        rows = (
-            self._cursor().execute("SELECT series_id, ts, value FROM latest").fetchall()
-        )
+        cursor = self._cursor()
+        newest: dict[int, tuple[int, float]] = {}
+        for series_id, ts, value in cursor.execute(
+            "SELECT series_id, ts, value FROM latest"
+        ).fetchall():
+            newest[series_id] = (ts, value)
+        # Ingest rows win over compacted ones at an equal timestamp.
+        for series_id, ts, value in cursor.execute(
+            "SELECT DISTINCT ON (series_id) series_id, ts, value FROM ingest"
+            " ORDER BY series_id, ts DESC, seq DESC"
+        ).fetchall():
+            if series_id not in newest or ts >= newest[series_id][0]:
+                newest[series_id] = (ts, value)
         wanted = None if names is None else set(names)
         out = []
-        for series_id, ts, value in rows:
-            meta = self._by_id.get(series_id)
+        for series_id, (ts, value) in newest.items():
+            meta = self.catalog.by_id(series_id)
             if meta is None or (wanted is not None and meta.name not in wanted):
                 continue
             out.append(LatestValue(meta, int(ts), float(value)))
@@ -251,18 +305,60 @@ class DuckDBStore:
         return out
 
     def count_points(self) -> int:
-        """Return the number of stored points (for tests and diagnostics)."""
-        row = self._cursor().execute("SELECT count(*) FROM points").fetchone()
+        """Return the number of stored raw points (for tests and diagnostics)."""
+        row = (
+            self._cursor()
+            .execute(
+                "SELECT count(*) FROM (SELECT series_id, ts FROM points"
+                " UNION SELECT series_id, ts FROM ingest)"
+            )
+            .fetchall()[0]
+        )
         return int(row[0]) if row else 0
+
+    def compact(self, max_rows: int = COMPACT_MAX_ROWS) -> int:
+        """Move up to max_rows ingest rows into points; return the points moved."""
+        with self._write_lock:
+            con = self._con
+            row = con.execute("SELECT min(seq) FROM ingest").fetchall()[0]
+            if row is None or row[0] is None:
+                return 0
+            max_seq = int(row[0]) + max_rows - 1
+            ids = con.execute(
+                "SELECT DISTINCT series_id FROM ingest WHERE seq <= ?", [max_seq]
+            ).fetchnumpy()["series_id"]
+            policies = self.catalog.group_by_policy(np.asarray(ids, dtype=np.int32))
+            con.execute("BEGIN TRANSACTION")
+            try:
+                moved = compact_ingest(con, max_seq, policies)
+                con.execute("COMMIT")
+            except duckdb.Error as exc:
+                con.execute("ROLLBACK")
+                raise StorageError(f"compaction failed: {exc}") from exc
+        logger.debug("compacted %d points", moved)
+        return moved
+
+    def maintain(
+        self,
+        now_ms: int | None = None,
+        max_rows: int = COMPACT_MAX_ROWS,
+        expire: bool = True,
+    ) -> MaintenanceResult:
+        """Do one chunk of background work: compaction, rollup backfill, expiry.
+
+        Call again while the result's `more` is true.
+        """
+        now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+        return run_maintenance(self, self._con, self._write_lock, now, max_rows, expire)
 
     def get_state(self, key: str) -> str | None:
         """Return a value stored with set_state, or None."""
-        row = (
+        rows = (
             self._cursor()
             .execute("SELECT value FROM state WHERE key = ?", [key])
-            .fetchone()
+            .fetchall()
         )
-        return None if row is None else str(row[0])
+        return str(rows[0][0]) if rows else None
 
     def set_state(self, items: Mapping[str, str]) -> None:
         """Store small key-value pairs in one transaction."""
@@ -287,10 +383,33 @@ class DuckDBStore:
         logger.info("DuckDB store at %s closed", self.path or ":memory:")
 
 
-def _dedupe(sids: Any, ts: Any, values: Any) -> dict[str, Any]:
-    """Keep the first point of each (series, timestamp) within one batch."""
-    order = np.lexsort((ts, sids))
-    sids, ts, values = sids[order], ts[order], values[order]
-    keep = np.ones(sids.size, dtype=bool)
-    keep[1:] = (sids[1:] != sids[:-1]) | (ts[1:] != ts[:-1])
-    return {"sid": sids[keep], "ts": ts[keep], "value": values[keep]}
+Columns = tuple[npt.NDArray[np.int32], npt.NDArray[np.int64], npt.NDArray[np.float64]]
+
+
+def _columns(result: Mapping[str, object]) -> Columns:
+    return (
+        np.asarray(result["series_id"], dtype=np.int32),
+        np.asarray(result["ts"], dtype=np.int64),
+        np.asarray(result["value"], dtype=np.float64),
+    )
+
+
+def _merge_pending(
+    stored: Mapping[str, object], pending: Mapping[str, object]
+) -> Columns:
+    """Merge sorted compacted rows with unsorted ingest rows; the newest write wins."""
+    sids, ts, values = _columns(stored)
+    extra_seq = np.asarray(pending["seq"], dtype=np.int64)
+    if extra_seq.size == 0:
+        return sids, ts, values
+    extra_sids, extra_ts, extra_values = _columns(pending)
+    all_sids = np.concatenate([sids, extra_sids])
+    all_ts = np.concatenate([ts, extra_ts])
+    all_values = np.concatenate([values, extra_values])
+    # Compacted rows get seq 0, so any ingest row for the same timestamp wins.
+    all_seq = np.concatenate([np.zeros(sids.size, np.int64), extra_seq])
+    order = np.lexsort((all_seq, all_ts, all_sids))
+    all_sids, all_ts, all_values = all_sids[order], all_ts[order], all_values[order]
+    keep = np.ones(all_sids.size, dtype=bool)
+    keep[:-1] = (all_sids[1:] != all_sids[:-1]) | (all_ts[1:] != all_ts[:-1])
+    return all_sids[keep], all_ts[keep], all_values[keep]

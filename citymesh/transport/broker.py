@@ -11,6 +11,7 @@ from amqtt.errors import BrokerError
 
 from citymesh.errors import ConfigError, TransportError
 from citymesh.transport.address import BrokerAddress
+from citymesh.transport.broker_auth import BrokerAuthority
 from citymesh.transport.ports import free_port, port_in_use
 
 logger = logging.getLogger(__name__)
@@ -22,10 +23,17 @@ class EmbeddedBroker:
     Port 0 picks a free port, and `address` holds the chosen one after start.
     """
 
-    def __init__(self, host: str, port: int, option_name: str = "broker.port") -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        option_name: str = "broker.port",
+        authority: BrokerAuthority | None = None,
+    ) -> None:
         self._host = host
         self._port = port
         self._option_name = option_name
+        self._authority = authority
         self._broker: Broker | None = None
         self.address = BrokerAddress(host, port)
 
@@ -46,8 +54,13 @@ class EmbeddedBroker:
                 },
             },
         }
-        # TODO: the embedded broker accepts any client; per-gateway credentials
-        # and topic ACLs come with tenant security.
+        if self._authority is not None:
+            # Logins and topics are checked against the registry instead.
+            config["plugins"] = {
+                "citymesh.transport.broker_auth.RegistryAuthPlugin": {
+                    "authority": self._authority
+                }
+            }
         self._broker = Broker(config)
         try:
             await self._broker.start()

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,18 +24,42 @@ from citymesh.transport.ports import free_port
 CITYMESH = [sys.executable, "-m", "citymesh.cli"]
 
 
-def _wait_http(url: str, process: subprocess.Popen[str], timeout: float = 30.0) -> None:
+def _wait_http(
+    url: str,
+    process: subprocess.Popen[str],
+    timeout: float = 30.0,
+    headers: dict[str, str] | None = None,
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"process exited early:\n{process.communicate()[1]}")
         try:
-            if httpx.get(url, timeout=1).status_code == 200:
+            if httpx.get(url, timeout=1, headers=headers).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.1)
     raise AssertionError(f"{url} did not answer within {timeout} s")
+
+
+def _printed_key(lines: list[str], process: subprocess.Popen[str]) -> str:
+    """Wait for the admin key the demo prints and return it."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for line in list(lines):
+            if "admin key:" in line:
+                return line.split("admin key:", 1)[1].strip()
+        assert process.poll() is None, "".join(lines)
+        time.sleep(0.1)
+    raise AssertionError(f"the demo printed no admin key:\n{''.join(lines)}")
+
+
+def _run_ok(command: list[str]) -> str:
+    """Run a citymesh command that must succeed and return its stdout, stripped."""
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
 
 
 @pytest.fixture
@@ -56,13 +81,22 @@ def test_demo_signal_loses_no_accepted_reading(tmp_path: Path, signum: int) -> N
         text=True,
     )
     base = f"http://127.0.0.1:{port}"
-    _wait_http(f"{base}/api/v1/collector/stats", process)
+    lines: list[str] = []
+    assert process.stderr is not None
+    reader = threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True)
+    reader.start()
+    headers = {"Authorization": f"Bearer {_printed_key(lines, process)}"}
+    _wait_http(f"{base}/api/v1/collector/stats", process, headers=headers)
     deadline = time.monotonic() + 30
-    while httpx.get(f"{base}/api/v1/collector/stats").json()["points_stored"] < 500:
+    stats_url = f"{base}/api/v1/collector/stats"
+    while httpx.get(stats_url, headers=headers).json()["points_stored"] < 500:
         assert time.monotonic() < deadline, "the demo stored too few readings"
         time.sleep(0.2)
+    assert httpx.get(stats_url).status_code == 401
     process.send_signal(signum)
-    _, err = process.communicate(timeout=60)
+    process.wait(timeout=60)
+    reader.join(10)
+    err = "".join(lines)
     assert process.returncode == 0, err
     assert "dashboard:  http://127.0.0.1:" in err
 
@@ -149,6 +183,12 @@ def test_server_and_gateway_processes_via_mosquitto(tmp_path: Path) -> None:
         '[replay]\nsources = ["pedestrian"]\nspeed = 0\ntimestamps = "recorded"\n'
         "loop = false\nlimit = 330\n"
     )
+    admin = [*CITYMESH, "admin"]
+    config = ["--config", str(server_config)]
+    _run_ok([*admin, "tenant", "create", tenant, *config])
+    token = _run_ok([*admin, "gateway", "add", tenant, "gw-7", *config])
+    key = _run_ok([*admin, "key", "issue", "--platform", "--scope", "read", *config])
+    headers = {"X-API-Key": key}
     server = subprocess.Popen(
         [*CITYMESH, "server", "--config", str(server_config)],
         stdout=subprocess.PIPE,
@@ -157,7 +197,9 @@ def test_server_and_gateway_processes_via_mosquitto(tmp_path: Path) -> None:
     )
     try:
         base = f"http://127.0.0.1:{http_port}"
-        _wait_http(f"{base}/api/v1/collector/stats", server)
+        _wait_http(f"{base}/api/v1/collector/stats", server, headers=headers)
+        enrol = ["enroll", "--token", token, "--api", base]
+        _run_ok([*CITYMESH, "gateway", *enrol, "--config", str(gateway_config)])
         gateway = subprocess.run(
             [*CITYMESH, "gateway", "--config", str(gateway_config), "--once"],
             capture_output=True,
@@ -167,15 +209,18 @@ def test_server_and_gateway_processes_via_mosquitto(tmp_path: Path) -> None:
         assert gateway.returncode == 0, gateway.stderr
         assert "330 readings in" in gateway.stderr
         deadline = time.monotonic() + 20
-        while httpx.get(f"{base}/api/v1/collector/stats").json()["points_stored"] < 330:
+        stats_url = f"{base}/api/v1/collector/stats"
+        while httpx.get(stats_url, headers=headers).json()["points_stored"] < 330:
             assert time.monotonic() < deadline
             time.sleep(0.1)
-        sensors = httpx.get(f"{base}/api/v1/sensors", params={"tenant": tenant}).json()
+        sensors = httpx.get(
+            f"{base}/api/v1/sensors", params={"tenant": tenant}, headers=headers
+        ).json()
         assert len(sensors) == 33
         reported = {r.device for r in open_source("pedestrian", limit=330).readings()}
         assert {s["device"] for s in sensors if s["latest"] is not None} == reported
         gateways = httpx.get(
-            f"{base}/api/v1/gateways", params={"tenant": tenant}
+            f"{base}/api/v1/gateways", params={"tenant": tenant}, headers=headers
         ).json()
         assert [(g["gateway"], g["site"], g["online"]) for g in gateways] == [
             ("gw-7", "melbourne", False)

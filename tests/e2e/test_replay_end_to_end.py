@@ -12,7 +12,6 @@ import pytest
 from citymesh.gateway.runner import open_replay_sources, run_gateway
 from citymesh.gateway.settings import (
     GatewaySettings,
-    MqttSettings,
     PublishSettings,
     ReplaySettings,
 )
@@ -28,7 +27,7 @@ def _gateway_settings(running: RunningServer, tmp_path: Path) -> GatewaySettings
         site="lab",
         gateway="gw-e2e",
         data_dir=tmp_path / "gateway",
-        mqtt=MqttSettings(url=running.broker.url),
+        mqtt=running.gateway_mqtt("gw-e2e"),
         publish=PublishSettings(batch_max_points=250, batch_max_delay_ms=10),
         replay=ReplaySettings(
             sources=["occupancy", "pedestrian"],
@@ -100,7 +99,8 @@ def _check_end_to_end(running: RunningServer, tmp_path: Path) -> None:
             assert sensor["latest"] is None, name
     assert by_series[co2]["latest"] == {"timestamp": last, "value": expected[co2][last]}
 
-    # /render buckets at the 60 s step; the last reading in a minute wins.
+    # /render buckets at the 60 s step; the last reading in a minute wins. As
+    # in whisper, the grid starts after the minute holding `from`.
     buckets: dict[int, float] = {}
     for ts, value in sorted(expected[co2].items()):
         buckets[ts // 60_000 * 60] = value
@@ -108,7 +108,7 @@ def _check_end_to_end(running: RunningServer, tmp_path: Path) -> None:
         f"{running.http_url}/render",
         params={
             "target": f"{running.tenant}.lab.gw-e2e.room-1.co2",
-            "from": str(first // 1000),
+            "from": str(first // 1000 - 60),
             "until": str(last // 1000 + 60),
             "format": "json",
         },

@@ -74,7 +74,7 @@ def test_parse_target_nested_calls() -> None:
         ("None", None),
         ("'single'", "single"),
         ('"double"', "double"),
-        ("'it\\'s'", "it's"),
+        ("'it\\'s'", "it\\'s"),
         ('"a,b(c)"', "a,b(c)"),
     ],
 )

@@ -12,7 +12,7 @@ import pytest
 
 from citymesh.data import data_dir
 from citymesh.errors import QueryError
-from citymesh.query.render import consolidate_to_points, evaluate, to_csv, to_json
+from citymesh.query.render import consolidate_for_display, evaluate, to_csv, to_json
 from citymesh.query.series import bucket_points, grid_bounds
 from citymesh.storage.base import PointsBlock, SeriesData
 from citymesh.storage.duckdb_store import DuckDBStore
@@ -24,34 +24,40 @@ from .helpers import T0, as_list, make_meta, make_series
 
 
 def test_grid_bounds_mid_bucket() -> None:
-    assert grid_bounds(T0 + 30, T0 + 150, 60) == (T0, T0 + 180)
+    # whisper starts after the bucket holding `from` and ends with `until`'s.
+    assert grid_bounds(T0 + 30, T0 + 150, 60) == (T0 + 60, T0 + 180)
 
 
 def test_grid_bounds_aligned() -> None:
-    assert grid_bounds(T0, T0 + 120, 60) == (T0, T0 + 120)
+    assert grid_bounds(T0, T0 + 120, 60) == (T0 + 60, T0 + 180)
 
 
-def test_fetch_includes_bucket_containing_from(
+def test_fetch_starts_after_bucket_containing_from(
     store: DuckDBStore, write_points: WritePoints
 ) -> None:
     write_points(
         "a.b.c",
-        {T0 - 1: 99.0, T0 + 10: 1.0, T0 + 50: 2.0, T0 + 170: 3.0, T0 + 180: 98.0},
+        {T0 + 10: 1.0, T0 + 50: 2.0, T0 + 61: 4.0, T0 + 170: 3.0, T0 + 180: 98.0},
     )
     (series,) = evaluate(["a.b.c"], store, T0 + 30, T0 + 150)
-    assert (series.start, series.end, series.step) == (T0, T0 + 180, 60)
-    # Bucket T0 keeps its latest point (T0+50) although T0+10 is before from;
-    # bucket T0+120 is read whole, so T0+170 counts although it is after until.
-    assert as_list(series.values) == [2.0, None, 3.0]
+    assert (series.start, series.end, series.step) == (T0 + 60, T0 + 180, 60)
+    # Bucket T0+120 contains until and is read whole, so T0+170 counts.
+    assert as_list(series.values) == [4.0, 3.0]
 
 
-def test_fetch_aligned_range_is_half_open(
+def test_fetch_aligned_range_includes_until(
     store: DuckDBStore, write_points: WritePoints
 ) -> None:
     write_points("a.b.c", {T0 - 60: 9.0, T0: 1.0, T0 + 60: 2.0, T0 + 120: 3.0})
     (series,) = evaluate(["a.b.c"], store, T0, T0 + 120)
-    assert series.timestamps.tolist() == [T0, T0 + 60]
-    assert as_list(series.values) == [1.0, 2.0]
+    assert series.timestamps.tolist() == [T0 + 60, T0 + 120]
+    assert as_list(series.values) == [2.0, 3.0]
+
+
+def test_fetch_stops_at_now(store: DuckDBStore, write_points: WritePoints) -> None:
+    write_points("a.b.c", {T0 + 60: 1.0, T0 + 120: 2.0, T0 + 180: 3.0})
+    (series,) = evaluate(["a.b.c"], store, T0, T0 + 600, now=T0 + 130)
+    assert series.timestamps.tolist() == [T0 + 60, T0 + 120]
 
 
 def test_fetch_latest_timestamp_wins_regardless_of_write_order(
@@ -59,7 +65,7 @@ def test_fetch_latest_timestamp_wins_regardless_of_write_order(
 ) -> None:
     write_points("a.b.c", {T0 + 59.5: 5.0})
     write_points("a.b.c", {T0 + 0.25: 4.0, T0 + 30: 6.0})
-    (series,) = evaluate(["a.b.c"], store, T0, T0 + 60)
+    (series,) = evaluate(["a.b.c"], store, T0 - 60, T0)
     assert as_list(series.values) == [5.0]
 
 
@@ -92,7 +98,7 @@ def test_fetch_glob_keeps_each_step_and_tags(
 ) -> None:
     write_points("a.fast.c", {T0 + 30: 1.0, T0 + 90: 2.0}, step=60, tags={"unit": "C"})
     write_points("a.slow.c", {T0 + 30: 7.0}, step=600)
-    fast, slow = evaluate(["a.*.c"], store, T0, T0 + 120)
+    fast, slow = evaluate(["a.*.c"], store, T0 - 1, T0 + 119)
     assert (fast.name, fast.step, as_list(fast.values)) == ("a.fast.c", 60, [1.0, 2.0])
     assert (slow.name, slow.step, as_list(slow.values)) == ("a.slow.c", 600, [7.0])
     assert fast.path_expression == "a.*.c"
@@ -122,8 +128,9 @@ def test_evaluate_rejects_literal_target(store: DuckDBStore) -> None:
 
 
 def test_evaluate_rejects_bad_max_data_points(store: DuckDBStore) -> None:
+    series = make_series("a", T0, 60, [1.0])
     with pytest.raises(QueryError, match="invalid maxDataPoints 0"):
-        evaluate(["a.b.c"], store, T0, T0 + 60, max_data_points=0)
+        consolidate_for_display([series], 0)
 
 
 def test_evaluate_invalid_glob_raises(store: DuckDBStore) -> None:
@@ -134,51 +141,43 @@ def test_evaluate_invalid_glob_raises(store: DuckDBStore) -> None:
 # maxDataPoints
 
 
-def test_max_data_points_averages_aligned_pairs(
-    store: DuckDBStore, write_points: WritePoints
-) -> None:
-    write_points("a.b.c", {T0 + 60 * m: float(m) for m in range(10) if m != 3})
-    (series,) = evaluate(["a.b.c"], store, T0, T0 + 600, max_data_points=5)
-    assert (series.start, series.end, series.step) == (T0, T0 + 600, 120)
-    assert as_list(series.values) == [0.5, 2.0, 4.5, 6.5, 8.5]
+def test_max_data_points_nudges_start_like_graphite() -> None:
+    # 11 points over 660 s with maxDataPoints 4: 3 values a point. The start
+    # moves to the next multiple of 180 s and, as in graphite-web, one value
+    # fewer than the move is dropped, so values are stamped one step early.
+    series = make_series("a", T0 + 60, 60, [float(m) for m in range(11)])
+    (result,) = consolidate_for_display([series], 4)
+    assert result.step == 180
+    assert result.start == T0 + 180
+    assert as_list(result.values) == [2.0, 5.0, 8.0, 10.0]
 
 
-def test_max_data_points_alignment_adds_partial_bucket(
-    store: DuckDBStore, write_points: WritePoints
-) -> None:
-    # Ten points at minutes 1..10 with maxDataPoints 5: two points per bucket,
-    # buckets aligned to 120 s, so the first and last hold one point each.
-    write_points("a.b.c", {T0 + 60 * m: float(m) for m in range(1, 11)})
-    (series,) = evaluate(["a.b.c"], store, T0 + 60, T0 + 660, max_data_points=5)
-    assert series.step == 120
-    assert (series.start, series.end) == (T0, T0 + 720)
-    assert as_list(series.values) == [1.0, 2.5, 4.5, 6.5, 8.5, 10.0]
+def test_max_data_points_all_null_run() -> None:
+    series = make_series("a", T0, 60, [None, None, None, None, 1, None])
+    (result,) = consolidate_for_display([series], 2)
+    assert result.step == 180
+    # The nudge drops two leading nulls, so the run holding 1 comes first.
+    assert as_list(result.values) == [1.0, None]
 
 
-def test_max_data_points_not_needed(
-    store: DuckDBStore, write_points: WritePoints
-) -> None:
-    write_points("a.b.c", {T0: 1.0})
-    (series,) = evaluate(["a.b.c"], store, T0, T0 + 300, max_data_points=5)
-    assert series.step == 60
-    assert len(series) == 5
+def test_max_data_points_one_point() -> None:
+    series = make_series("a", T0, 60, [1.0, 2.0, None, 3.0])
+    (result,) = consolidate_for_display([series], 1)
+    assert (result.start, result.step) == (T0, 240)
+    assert as_list(result.values) == [2.0]
 
 
-def test_consolidate_to_points_all_null_bucket() -> None:
-    series = make_series("a", T0, 60, [None, None, 1, None])
-    result = consolidate_to_points(series, 2)
-    assert as_list(result.values) == [None, 1.0]
+def test_max_data_points_uses_consolidation_func() -> None:
+    series = make_series("a", T0, 60, [1.0, 5.0, 2.0, 4.0]).derive(
+        consolidation_func="max"
+    )
+    (result,) = consolidate_for_display([series], 1)
+    assert as_list(result.values) == [5.0]
 
 
-@pytest.mark.parametrize("points", [1, 2, 3, 7, 100, 999])
-def test_consolidate_to_points_step_and_count(points: int) -> None:
-    series = make_series("a", T0 + 60 * 7, 60, [1.0] * 1000)
-    result = consolidate_to_points(series, points)
-    per_point = math.ceil(1000 / points)
-    assert result.step == per_point * 60
-    assert result.start % result.step == 0
-    assert len(result) <= points + 1
-    assert as_list(result.values) == [1.0] * len(result)
+def test_max_data_points_not_needed() -> None:
+    series = make_series("a", T0, 60, [1.0] * 5)
+    assert consolidate_for_display([series], 5) == [series]
 
 
 # Formats
@@ -244,7 +243,8 @@ def test_summarize_occupancy_temperature_hourly(store: DuckDBStore) -> None:
             )
         ]
     )
-    from_s = rows[0][0]
+    # whisper's grid starts after the bucket holding `from`.
+    from_s = rows[0][0] - 60
     until_s = rows[-1][0] + 1
 
     # Expected values by hand: per minute the latest reading wins, then

@@ -1,0 +1,1 @@
+"""Carbon ingestion: Graphite's plaintext and pickle protocols into the store."""
