@@ -2,7 +2,7 @@
 
 Admin commands open the registry named by the server's settings directly, so
 they work before the server first starts (to issue the first admin key) and
-while it runs; a running server sees their changes within a few seconds.
+while it runs. A running server applies their changes within a few seconds.
 """
 
 from __future__ import annotations

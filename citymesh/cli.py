@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from citymesh.admin_cli import admin_app, enroll
 from citymesh.config import load_settings
@@ -27,6 +28,8 @@ app = typer.Typer(
     help="citymesh: sensor meshes, gateways, MQTT, a time-series store, dashboards.",
     no_args_is_help=True,
     add_completion=False,
+    # Help texts name settings such as `[http] port`, which are not markup.
+    rich_markup_mode=None,
 )
 console = Console(stderr=True)
 
@@ -81,7 +84,7 @@ def _run(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
     try:
         asyncio.run(wrapper())
     except CitymeshError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
 
 
@@ -150,7 +153,7 @@ def demo(
             loop=loop and timestamps == Timestamps.now,
         )
     except ValueError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
 
     def ready(centre: DataCentre, admin_key: str) -> None:
@@ -198,7 +201,7 @@ def server(
             env_exclude=(gateway_settings_module.ENV_PREFIX,),
         )
     except CitymeshError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
     _setup_logging(settings.log_level)
 
@@ -248,7 +251,7 @@ def gateway(
             GatewaySettings, config, gateway_settings_module.ENV_PREFIX
         )
     except CitymeshError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
     _setup_logging(settings.log_level)
 

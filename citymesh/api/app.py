@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
 
 from citymesh import __version__
 from citymesh.api import admin, auth, graphite, graphite_meta, rest, stream, topology
@@ -33,6 +35,11 @@ def create_app(
             "Sensor data of citymesh: a Graphite-compatible render API, a REST API "
             "of sites, gateways, devices and sensors, and a live event stream."
         ),
+        # The default pages load Swagger UI from a CDN; sites run offline, so
+        # /docs is served below from the swagger-ui-bundle-v2 package (Swagger UI
+        # 5, which renders OpenAPI 3.1) instead.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.context = context
     app.state.rate_limiter = auth.RateLimiter(
@@ -63,7 +70,22 @@ def create_app(
     async def _plotly() -> FileResponse:
         return FileResponse(plotly_js, media_type="text/javascript")
 
+    app.mount(
+        "/static/vendor/swagger-ui",
+        StaticFiles(directory=swagger_ui_path),
+        name="swagger-ui",
+    )
     app.mount("/static", StaticFiles(directory=static_dir()), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def _docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="citymesh API",
+            swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/static/vendor/swagger-ui/favicon-32x32.png",
+        )
 
     @app.get("/", include_in_schema=False)
     async def _index() -> FileResponse:

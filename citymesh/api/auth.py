@@ -70,7 +70,7 @@ class _TooLarge(Exception):
 
 
 class BodySizeLimit:
-    """ASGI middleware: answer 413 to request bodies above `max_bytes`."""
+    """ASGI middleware: reject request bodies above `max_bytes` with 413."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -203,7 +203,7 @@ def principal_of(request: Request) -> Principal:
 
 
 def require_platform(request: Request) -> None:
-    """Raise 403 unless the caller holds the platform operator's key."""
+    """Raise 401 or 403 unless the caller has the platform operator's key."""
     principal = principal_of(request)
     if principal.anonymous:
         raise _unauthorized("this endpoint needs the platform operator's key")
@@ -319,7 +319,7 @@ async def command_sender(
 ) -> AuditedCommands | None:
     """Check that the caller may send this command; return an auditing sender.
 
-    A refused command is audited as `denied` and answered with 403, also when
+    A rejected command is audited as `denied` and gets 403, also when
     the gateway does not exist, so callers learn nothing of other tenants.
     Returns None when no collector runs in this process.
     """

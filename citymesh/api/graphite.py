@@ -72,7 +72,7 @@ def _max_data_points(params: dict[str, list[str]]) -> int | None:
     if not text:
         return None
     try:
-        value = int(float(text))
+        value = int(text)
     except ValueError:
         raise QueryError(
             f"invalid maxDataPoints={text!r}: use a positive integer"
@@ -82,9 +82,12 @@ def _max_data_points(params: dict[str, list[str]]) -> int | None:
     return value
 
 
-@router.api_route(
+@router.get(
     "/render",
-    methods=["GET", "POST"],
+    summary="Graphite render API: targets, from/until, tz, format, maxDataPoints",
+)
+@router.post(
+    "/render",
     summary="Graphite render API: targets, from/until, tz, format, maxDataPoints",
 )
 async def render(request: Request) -> Response:
@@ -126,9 +129,12 @@ async def render(request: Request) -> Response:
     return JSONResponse(to_json(series, no_null_points="noNullPoints" in params))
 
 
-@router.api_route(
+@router.get(
     "/metrics/find",
-    methods=["GET", "POST"],
+    summary="Graphite metrics tree: the next level under a glob query",
+)
+@router.post(
+    "/metrics/find",
     summary="Graphite metrics tree: the next level under a glob query",
 )
 async def metrics_find(request: Request) -> Any:

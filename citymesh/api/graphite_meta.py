@@ -45,7 +45,8 @@ def _expand(store: TimeSeriesStore, queries: list[str], leaves_only: bool) -> An
     return {"results": sorted(results)}
 
 
-@router.api_route("/metrics/expand", methods=["GET", "POST"])
+@router.get("/metrics/expand")
+@router.post("/metrics/expand")
 async def metrics_expand(request: Request) -> Any:
     """Expand glob queries into the matching paths, as graphite-web."""
     context = auth.scoped_context(request)
@@ -85,7 +86,8 @@ async def tags_list(request: Request) -> list[dict[str, str]]:
     return [{"tag": n} for n in names if pattern is None or pattern.match(n)]
 
 
-@router.api_route("/tags/autoComplete/tags", methods=["GET", "POST"])
+@router.get("/tags/autoComplete/tags")
+@router.post("/tags/autoComplete/tags")
 async def tags_autocomplete_tags(request: Request) -> list[str]:
     """Complete tag names by prefix among the series matching `expr`."""
     context = auth.scoped_context(request)
@@ -108,7 +110,8 @@ async def tags_autocomplete_tags(request: Request) -> list[str]:
     return await asyncio.to_thread(complete)
 
 
-@router.api_route("/tags/autoComplete/values", methods=["GET", "POST"])
+@router.get("/tags/autoComplete/values")
+@router.post("/tags/autoComplete/values")
 async def tags_autocomplete_values(request: Request) -> list[str]:
     """Complete the values of one tag by prefix among the series matching `expr`."""
     context = auth.scoped_context(request)
@@ -123,7 +126,8 @@ async def tags_autocomplete_values(request: Request) -> list[str]:
     )
 
 
-@router.api_route("/tags/findSeries", methods=["GET", "POST"])
+@router.get("/tags/findSeries")
+@router.post("/tags/findSeries")
 async def tags_find_series(request: Request) -> list[str]:
     """Return the names of the series matching every `expr`."""
     context = auth.scoped_context(request)

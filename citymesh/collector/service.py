@@ -116,6 +116,7 @@ class Collector:
         self._receiver = asyncio.create_task(
             self._receive_loop(), name="collector-receiver"
         )
+        self._receiver.add_done_callback(_log_receiver_failure)
         return self
 
     async def __aexit__(
@@ -259,7 +260,19 @@ class Collector:
         handled. Bad input is rejected, counted and acknowledged, never raised.
         """
         delivery = delivery or Delivery(None)
-        await self._dispatch(topic, payload, delivery)
+        try:
+            await self._dispatch(topic, payload, delivery)
+        except Exception:
+            # A bug met by one message must not stop the receive loop; the
+            # message is counted and acknowledged so it is not redelivered
+            # forever.
+            self.stats.rejected["internal_error"] += 1
+            logger.exception(
+                "collector failed on a message on %s (%d bytes); it is dropped",
+                topic,
+                len(payload),
+            )
+            delivery.deferred = False
         if not delivery.deferred:
             delivery.ack(self._client)
 
@@ -552,6 +565,14 @@ class Collector:
             item.delivery.ack(self._client)
         self._hub.publish(Event("points", {"points": _points_event(blocks)}))
         logger.debug("stored %d new points from %d batches", stored, len(pending))
+
+
+def _log_receiver_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.critical(
+            "collector receive loop stopped: no more messages are read",
+            exc_info=task.exception(),
+        )
 
 
 def _state_key(key: tuple[str, str]) -> str:

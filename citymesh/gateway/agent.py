@@ -29,6 +29,7 @@ from citymesh.protocol.messages import (
     encode,
 )
 from citymesh.protocol.topics import Channel, topic_for
+from citymesh.transport.connect import CredentialsRejected
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,11 @@ def wall_clock_ms() -> int:
 def buffer_path(settings: GatewaySettings) -> Path:
     """Return where the gateway's reading buffer lives."""
     return settings.data_dir / f"{settings.gateway}.buffer.sqlite"
+
+
+def _first_leaf(group: BaseExceptionGroup[Any]) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 class GatewayAgent:
@@ -139,6 +145,12 @@ class GatewayAgent:
                 await asyncio.gather(acceptor, return_exceptions=True)
                 self.stopping.set()
                 self.wake.set()
+        except ExceptionGroup as group:
+            # A rejected credential is the caller's to report, not a crash.
+            rejected = group.subgroup(CredentialsRejected)
+            if rejected is None:
+                raise
+            raise _first_leaf(rejected) from None
         finally:
             await self.in_buffer(self.buffer.close)
             self._io.shutdown(wait=True)
@@ -209,8 +221,7 @@ class GatewayAgent:
         return self._control
 
     def status(self, online: bool = True) -> Status:
-        """Return the current status report; it reads the buffer, so call it
-        through `in_buffer`."""
+        """Return the current status report; call it through `in_buffer`."""
         now = self.clock()
         oldest = self.buffer.oldest_accepted_ms()
         age_s = 0.0 if oldest is None else max(0.0, (now - oldest) / 1000)

@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # Readings deleted per attempt when a write finds no space. A page of 4 KiB
-# holds about 100 readings, so this frees a few pages per attempt.
+# stores about 90 readings, so this frees a few pages per attempt.
 DROP_CHUNK = 256
 # Attempts to make room before the incoming readings themselves are dropped.
 MAX_ROOM_ATTEMPTS = 64
@@ -153,6 +153,9 @@ class ReadingBuffer:
             page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
             pages = max(16, max_bytes // page_size)
             self._db.execute(f"PRAGMA max_page_count={pages}")
+            # A checkpoint every 256 KiB of WAL keeps the WAL small, so a
+            # full disk leaves room to copy it back and truncate it.
+            self._db.execute("PRAGMA wal_autocheckpoint=64")
             self._db.execute("PRAGMA synchronous=FULL")
             row = self._db.execute("SELECT value FROM meta WHERE key='seq'").fetchone()
             if row is None:
@@ -237,13 +240,6 @@ class ReadingBuffer:
             "SELECT accepted_ms FROM readings ORDER BY id LIMIT 1"
         ).fetchone()
         return None if row is None else int(row[0])
-
-    def pending_after(self, after_id: int) -> int:
-        """Return how many buffered readings have an id above `after_id`."""
-        row = self._db.execute(
-            "SELECT COUNT(*) FROM readings WHERE id > ?", (after_id,)
-        ).fetchone()
-        return int(row[0])
 
     def unacked(self, encode: Encoder) -> list[BufferedBatch]:
         """Rebuild the batches formed but not acknowledged, oldest first."""
@@ -341,8 +337,8 @@ class ReadingBuffer:
     def end_drop_episode(self) -> Drop | None:
         """Close the current drop episode, logging and returning its totals.
 
-        The agent calls this once the broker acknowledges again: from then
-        on the buffer drains, so a later drop starts a new episode.
+        Every acknowledgement and `close` call this, so a drop after the link
+        came back starts a new episode.
         """
         episode, self._episode = self._episode, None
         if episode is not None:
@@ -403,6 +399,7 @@ class ReadingBuffer:
                         f"gateway buffer {self.path}: write failed: {exc}"
                     ) from exc
                 self._checkpoint()
+                self._cap_at_current_size()
                 if not self._drop_oldest(DROP_CHUNK, protect):
                     break
         logger.error(
@@ -459,6 +456,15 @@ class ReadingBuffer:
                 exc,
             )
             return False
+
+    def _cap_at_current_size(self) -> None:
+        # The file system refused to grow the database: from now on SQLite
+        # reuses the pages it has instead of asking for more.
+        try:
+            pages = int(self._db.execute("PRAGMA page_count").fetchone()[0])
+            self._db.execute(f"PRAGMA max_page_count={pages}")
+        except sqlite3.Error as exc:
+            logger.warning("gateway buffer %s: cannot cap its size: %s", self.path, exc)
 
     def _checkpoint(self) -> None:
         try:

@@ -1,4 +1,4 @@
-"""Commands from the data centre: dispatched by name to handlers, responses matched by id."""
+"""Commands from the data centre, dispatched by name; responses matched by id."""
 
 from __future__ import annotations
 

@@ -33,6 +33,11 @@ PROTOCOL_VERSION: Final = 1
 MIN_TIMESTAMP_MS = 946_684_800_000
 MAX_TIMESTAMP_MS = 4_102_444_800_000
 
+# Integers beyond 2**53 lose precision as float64, the store's value type.
+MAX_INT_VALUE = 2**53
+# Sequence numbers stay within what JSON numbers carry exactly.
+MAX_SEQUENCE = 2**53 - 1
+
 Identifier = Annotated[StrictStr, StringConstraints(pattern=f"^{ID_PATTERN}$")]
 TimestampMs = Annotated[StrictInt, Field(ge=MIN_TIMESTAMP_MS, le=MAX_TIMESTAMP_MS)]
 Value = StrictFloat | StrictInt
@@ -68,6 +73,11 @@ class SeriesPoints(_Message):
         for timestamp, value in points:
             if isinstance(value, float) and not math.isfinite(value):
                 raise ValueError(f"non-finite value {value!r} at {timestamp}")
+            if isinstance(value, int) and abs(value) > MAX_INT_VALUE:
+                raise ValueError(
+                    f"integer value at {timestamp} is out of range: store values "
+                    f"must lie within +-{MAX_INT_VALUE}"
+                )
         return points
 
 
@@ -81,7 +91,7 @@ class ReadingsBatch(_GatewayMessage):
     """A batch of readings with the gateway's monotonic sequence number."""
 
     site: Identifier
-    seq: Annotated[StrictInt, Field(ge=0)]
+    seq: Annotated[StrictInt, Field(ge=0, le=MAX_SEQUENCE)]
     sent_ms: TimestampMs
     series: Annotated[list[SeriesPoints], Field(min_length=1)]
 
@@ -129,7 +139,7 @@ class Status(_GatewayMessage):
     sent_ms: TimestampMs
     online: StrictBool = True
     uptime_s: Annotated[StrictFloat | StrictInt, Field(ge=0)] = 0
-    seq: Annotated[StrictInt, Field(ge=0)] = 0
+    seq: Annotated[StrictInt, Field(ge=0, le=MAX_SEQUENCE)] = 0
     readings_sent: Annotated[StrictInt, Field(ge=0)] = 0
     backlog: Annotated[StrictInt, Field(ge=0)] = 0
     """Readings buffered and not yet acknowledged by the broker."""
@@ -186,7 +196,15 @@ def decode(payload: bytes, model: type[M], max_bytes: int) -> M:
             "too_large", f"{len(payload)} bytes exceeds the limit of {max_bytes}"
         )
     try:
-        raw = json.loads(payload, parse_constant=_reject_constant)
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MessageRejected(
+            "invalid_json", f"payload is not UTF-8 (byte {exc.start})"
+        ) from None
+    try:
+        raw = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise MessageRejected("invalid_json", "JSON is nested too deeply") from None
     except ValueError as exc:
         reason = "non_finite_value" if "JSON allows" in str(exc) else "invalid_json"
         raise MessageRejected(reason, str(exc)[:200]) from None
@@ -196,7 +214,8 @@ def decode(payload: bytes, model: type[M], max_bytes: int) -> M:
     if type(version) is not int or version != PROTOCOL_VERSION:
         raise MessageRejected(
             "unsupported_version",
-            f"v={version!r}, this collector speaks v={PROTOCOL_VERSION}",
+            f"v={version!r}: this collector accepts only the JSON integer "
+            f"{PROTOCOL_VERSION}",
         )
     try:
         return model.model_validate(raw)

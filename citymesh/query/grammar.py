@@ -100,12 +100,18 @@ def _first_path(node: Node) -> str | None:
     return None
 
 
+# Deeper nesting has no use in a dashboard and would exhaust Python's
+# recursion limit in the parser and the evaluator.
+MAX_NESTING = 50
+
+
 class _Parser:
     """A recursive-descent parser over one target string."""
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.position = 0
+        self.depth = 0
 
     def at_end(self) -> bool:
         return self.position >= len(self.text)
@@ -134,7 +140,13 @@ class _Parser:
         if self.peek() == "(":
             if _IDENTIFIER_RE.fullmatch(word) is None:
                 self.fail(f"invalid function name {word!r}", start)
-            return self.call(word, start)
+            if self.depth >= MAX_NESTING:
+                self.fail(f"functions nested deeper than {MAX_NESTING} levels", start)
+            self.depth += 1
+            try:
+                return self.call(word, start)
+            finally:
+                self.depth -= 1
         return _classify_word(word, start)
 
     def call(self, name: str, start: int) -> Call:

@@ -155,12 +155,16 @@ def fetch_metas(
     until_s: int,
 ) -> list[TimeSeries]:
     """Read the given series and bucket them for (from_s, until_s]."""
-    by_step: dict[int, list[SeriesMeta]] = {}
+    # Like graphite-web over whisper, a range that reaches past the raw
+    # retention is read from the finest rollup still holding its start.
+    by_step: dict[tuple[int, int], list[SeriesMeta]] = {}
     for meta in metas:
-        by_step.setdefault(meta.step_s, []).append(meta)
+        resolution = store.resolution_for(meta.name, from_s * 1000)
+        step = max(meta.step_s, resolution)
+        by_step.setdefault((step, resolution), []).append(meta)
 
     built: dict[str, TimeSeries] = {}
-    for step, group in by_step.items():
+    for (step, resolution), group in by_step.items():
         start, end = grid_bounds(from_s, until_s, step)
         check_point_count(
             (end - start) // step, f"series {path_expression} at step {step}s"
@@ -168,7 +172,7 @@ def fetch_metas(
         names = [meta.name for meta in group]
         data_by_name = {
             data.series.name: data
-            for data in store.read(names, start * 1000, end * 1000)
+            for data in store.read(names, start * 1000, end * 1000, resolution)
         }
         for meta in group:
             data = data_by_name.get(meta.name)

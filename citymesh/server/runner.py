@@ -88,7 +88,13 @@ class DataCentre:
                 f"cannot serve HTTP on {http.host}:{http.port}: the port is in use. "
                 f"Choose another with {self._http_option}"
             )
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot use data_dir {settings.data_dir}: {exc.strerror}; choose a "
+                "writable directory"
+            ) from None
         rules = settings.retention.to_rules()
         store = DuckDBStore(settings.store_path, rules)
         self.store = store

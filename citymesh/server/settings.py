@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from citymesh.carbon.settings import CarbonSettings
+from citymesh.protocol.names import check_identifier
 from citymesh.storage.retention_settings import RetentionSettings
 from citymesh.transport.address import BrokerAddress, parse_broker_url
 
@@ -84,6 +85,14 @@ class CollectorSettings(_Section):
     client_id: str = "citymesh-collector"
     tenant: str = "+"
     """Tenant whose gateways this collector serves; "+" serves every tenant."""
+
+    @field_validator("tenant")
+    @classmethod
+    def _valid_tenant(cls, value: str) -> str:
+        if value == "+":
+            return value
+        return check_identifier(value, 'tenant (or "+" for all tenants)')
+
     max_message_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
     batch_max_points: Annotated[int, Field(ge=1, le=1_000_000)] = 20_000
     batch_max_delay_ms: Annotated[int, Field(ge=0, le=60_000)] = 100

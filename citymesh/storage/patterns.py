@@ -62,7 +62,14 @@ def glob_to_regex(pattern: str) -> str:
     ):
         raise QueryError(f"invalid metric pattern {pattern!r}: empty node")
     nodes = _split_nodes(pattern)
-    return "^" + r"\.".join(_node_regex(n, pattern) for n in nodes) + "$"
+    regex = "^" + r"\.".join(_node_regex(n, pattern) for n in nodes) + "$"
+    try:
+        re.compile(regex)
+    except re.error as exc:
+        raise QueryError(
+            f"invalid metric pattern {pattern!r}: {exc.msg}; write classes like [0-9]"
+        ) from None
+    return regex
 
 
 def _split_nodes(pattern: str) -> list[str]:

@@ -43,7 +43,7 @@ class EmbeddedBroker:
             raise ConfigError(
                 "cannot start the embedded MQTT broker: "
                 f"{self._host}:{port} is already "
-                f"in use (a Mosquitto on 1883?). Choose another port with "
+                f"in use. Choose another port with "
                 f"{self._option_name}, or 0 for any free port"
             )
         config: dict[str, Any] = {

@@ -14,11 +14,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import duckdb
 import httpx
 import pytest
 
 from citymesh.gateway.sources import open_source
+from citymesh.storage.duckdb_store import DuckDBStore
 from citymesh.transport.ports import free_port
 
 CITYMESH = [sys.executable, "-m", "citymesh.cli"]
@@ -76,7 +76,7 @@ def test_demo_signal_loses_no_accepted_reading(tmp_path: Path, signum: int) -> N
     port = free_port()
     process = subprocess.Popen(
         [*CITYMESH, "demo", "--http-port", str(port), "--data-dir", str(tmp_path)],
-        stdout=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -96,20 +96,31 @@ def test_demo_signal_loses_no_accepted_reading(tmp_path: Path, signum: int) -> N
     process.send_signal(signum)
     process.wait(timeout=60)
     reader.join(10)
+    process.stderr.close()
     err = "".join(lines)
     assert process.returncode == 0, err
     assert "dashboard:  http://127.0.0.1:" in err
 
-    sent = re.search(r"gateway demo/gw-1 stopped: (\d+) readings in", err)
+    gateway = re.search(
+        r"gateway demo/gw-1 stopped: (\d+) readings accepted, (\d+) sent in "
+        r"\d+ batches, (\d+) dropped, (\d+) still buffered",
+        err,
+    )
     stopped = re.search(r"collector stopped: (\{.*\})", err)
-    assert sent is not None and stopped is not None, err
+    assert gateway is not None and stopped is not None, err
+    accepted, sent, dropped, buffered = (int(g) for g in gateway.groups())
+    assert sent == accepted
+    assert dropped == 0
+    assert buffered == 0
     stats = ast.literal_eval(stopped.group(1))
-    assert stats["points_accepted"] == int(sent.group(1))
+    assert stats["points_accepted"] == sent
     assert stats["rejected_total"] == 0
-    with duckdb.connect(str(tmp_path / "timeseries.duckdb"), read_only=True) as con:
-        row = con.execute("SELECT count(*) FROM points").fetchone()
-    assert row is not None
-    assert row[0] == stats["points_accepted"] == stats["points_stored"]
+    store = DuckDBStore(tmp_path / "timeseries.duckdb")
+    try:
+        assert store.count_points() == stats["points_accepted"]
+    finally:
+        store.close()
+    assert stats["points_stored"] == stats["points_accepted"]
 
 
 def test_demo_http_port_in_use_names_option(
@@ -207,7 +218,7 @@ def test_server_and_gateway_processes_via_mosquitto(tmp_path: Path) -> None:
             timeout=120,
         )
         assert gateway.returncode == 0, gateway.stderr
-        assert "330 readings in" in gateway.stderr
+        assert "330 readings accepted, 330 sent in" in gateway.stderr
         deadline = time.monotonic() + 20
         stats_url = f"{base}/api/v1/collector/stats"
         while httpx.get(stats_url, headers=headers).json()["points_stored"] < 330:

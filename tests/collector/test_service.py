@@ -65,6 +65,12 @@ def test_collector_rejects_bad_messages_keeps_good(server: RunningServer) -> Non
     del missing_field["site"]
     cases: list[tuple[bytes, str]] = [
         (b"this is not json", "invalid_json"),
+        (b"[" * 100_000 + b"]" * 100_000, "invalid_json"),
+        (b"\xff\xfe not utf-8", "invalid_json"),
+        (
+            _encode(_batch(tenant, 11, [[points[38][0], 10**400]])),
+            "invalid_fields",
+        ),
         (_encode(_batch(tenant, 3, first, v=2)), "unsupported_version"),
         (_encode(missing_field), "invalid_fields"),
         (with_nan, "non_finite_value"),

@@ -97,7 +97,7 @@ def batch(tenant: str, seq: int, value: float, ts: int = NOW_MS) -> ReadingsBatc
 
 
 async def answer_commands(address: tuple[str, int], login: tuple[str, str]) -> None:
-    """Play a gateway that answers every command on its topic with ok."""
+    """Act as a gateway that responds ok to every command on its topic."""
     username, password = login
     tenant, gateway = username.split(".")
     async with aiomqtt.Client(

@@ -118,7 +118,7 @@ def test_rest_read_matrix(fleet: Fleet) -> None:
                 assert response.json()["points"], (key.label, series)
             else:
                 assert response.status_code == 404, (key.label, series)
-                # The same answer as for a series that does not exist.
+                # The same response as for a series that does not exist.
                 assert response.json()["detail"].endswith(
                     "not found; list series at /api/v1/sensors"
                 )

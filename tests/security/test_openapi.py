@@ -14,8 +14,8 @@ from tests.conftest import RunningServer, _start, server_settings
 # one operation id for both methods and warns about it while building the spec.
 pytestmark = pytest.mark.filterwarnings("ignore:Duplicate Operation ID:UserWarning")
 
-# Operations that answer for longer than a test may wait: the event stream
-# never ends, and node commands wait for the (absent) mesh to answer.
+# Operations that respond later than a test may wait: the event stream
+# never ends, and node commands wait for the (absent) mesh to respond.
 # TODO: run these with a bounded client once schemathesis cases can stream.
 UNBOUNDED = {
     "/api/v1/stream",

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from citymesh.errors import ConfigError
+from citymesh.query.render import evaluate
 from citymesh.storage.base import PointsBlock, SeriesMeta
 from citymesh.storage.duckdb_store import DuckDBStore
 from citymesh.storage.retention import (
@@ -218,4 +219,25 @@ def test_series_without_rule_keep_everything() -> None:
     assert result.expired == 0
     assert store.count_points() == 2
     assert store.resolution_for("a.b", 0) == 0
+    store.close()
+
+
+def test_render_reads_rollup_for_old_range() -> None:
+    store = DuckDBStore(None, rules("1m:1d,10m:30d", "average", 0.0))
+    start = time.time_ns() // 1_000_000 // HOUR_MS * HOUR_MS - HOUR_MS
+    write_minutes(store, "a.b", start, [float(i) for i in range(20)])
+    store.maintain(start + HOUR_MS)
+    start_s, end_s = start // 1000, (start + HOUR_MS) // 1000
+
+    (recent,) = evaluate(["a.b"], store, start_s - 60, end_s)
+    assert recent.step == 60
+    assert [v for v in recent.values.tolist() if v == v] == [
+        float(i) for i in range(20)
+    ]
+
+    # A week back lies beyond the raw archive's day, so the 10-minute rollup
+    # is read and the series comes back at its step.
+    (old,) = evaluate(["a.b"], store, start_s - 7 * 86_400, end_s)
+    assert old.step == 600
+    assert [v for v in old.values.tolist() if v == v] == [4.5, 14.5]
     store.close()

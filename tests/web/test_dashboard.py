@@ -18,6 +18,7 @@ from citymesh.protocol.messages import (
     ReadingsBatch,
     SensorInfo,
     SeriesPoints,
+    Status,
     encode,
 )
 from citymesh.protocol.names import series_name
@@ -268,6 +269,32 @@ def test_dashboard_live_value_and_charts(
     assert page.evaluate("window.injected") is None
 
     assert page.locator("#gateways").inner_text() == "Gateways online: 2 of 2"
+
+    # A status report shows up in the gateway panel through the live stream.
+    status = Status(
+        v=1,
+        tenant=tenant,
+        gateway=ROOMS_GATEWAY,
+        sent_ms=int(time.time() * 1000),
+        backlog=4321,
+        backlog_oldest_age_s=90.0,
+        readings_dropped=17,
+        reconnects=3,
+    )
+    server.publish_raw(
+        topic_for(tenant, ROOMS_GATEWAY, Channel.STATUS), [encode(status)]
+    )
+    row = f'#gateway-rows tr[data-gateway="{tenant}/{ROOMS_GATEWAY}"]'
+    page.wait_for_function(
+        "([row]) => document.querySelector(`${row} .col-backlog`)"
+        "?.textContent === '4,321'",
+        arg=[row],
+    )
+    assert page.locator(f"{row} .col-oldest").inner_text() == "90 s"
+    assert page.locator(f"{row} .col-dropped").inner_text() == "17"
+    assert page.locator(f"{row} .col-reconnects").inner_text() == "3"
+    assert page.locator(f"{row} .col-ack").inner_text() == "never"
+    assert page.locator(f"{row} .col-clock").inner_text().endswith(" s")
 
     screenshot = tmp_path / "dashboard.png"
     page.screenshot(path=str(screenshot), full_page=True)

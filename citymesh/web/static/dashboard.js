@@ -4,6 +4,7 @@ import { LiveStream, fetchGateways, fetchSensors } from "./api.js";
 import { GroupChart } from "./group_chart.js";
 import { HistoryChart } from "./history_chart.js";
 import { formatDateTime } from "./format.js";
+import { GatewayPanel } from "./gateway_panel.js";
 import { SensorTable } from "./sensor_table.js";
 
 // A new series shows up in a points event before the sensor list has it.
@@ -25,6 +26,11 @@ const table = new SensorTable({
   filterInput: byId("sensor-filter"),
   emptyNote: byId("sensors-empty"),
   onSelect: (series) => selectSensor(series),
+});
+
+const gatewayPanel = new GatewayPanel({
+  table: byId("gateway-table"),
+  emptyNote: byId("gateway-empty"),
 });
 
 const history = new HistoryChart({
@@ -146,12 +152,17 @@ function renderGateways() {
   element.title = offline.length ? `Offline: ${offline.sort().join(", ")}` : "";
   element.dataset.allOnline = String(offline.length === 0);
   table.setOfflineGateways(offlineGateways());
+  gatewayPanel.setGateways(all);
 }
 
 function handleGateway(event) {
   const key = gatewayKey(event.tenant, event.gateway);
   const known = state.gateways.get(key) ?? { tenant: event.tenant, gateway: event.gateway };
-  state.gateways.set(key, { ...known, online: event.online, last_seen: event.last_seen });
+  const update = { online: event.online, last_seen: event.last_seen };
+  if (event.status) {
+    update.status = event.status;
+  }
+  state.gateways.set(key, { ...known, ...update });
   renderGateways();
 }
 

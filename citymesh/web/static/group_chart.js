@@ -65,6 +65,10 @@ export class GroupChart {
     this.pending = [];
     const results = await Promise.allSettled(
       this.sensors.map((sensor) => {
+        // A registered sensor without any reading yet has no series to fetch.
+        if (!sensor.latest) {
+          return Promise.resolve({ points: [] });
+        }
         const stepS = stepFor(fromMs, untilMs, sensor.step_s);
         return fetchPoints(sensor.series, fromMs, untilMs, stepS);
       }),
