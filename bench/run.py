@@ -231,8 +231,8 @@ def summarize_profile(path: Path, top: int = 12) -> str:
     inclusive: Counter[str] = Counter()
     total = 0
     for line in path.read_text().splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack:
+        stack, _, count_text = line.rstrip().rpartition(" ")
+        if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
         total += count
@@ -367,12 +367,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     report = _report(command, sizes, versions, results, columns, elapsed)
     print(report)
-    if args.profile and args.profile.exists():
-        print("\nW4 throughput profile of the citymesh server (inclusive samples):")
-        print(summarize_profile(args.profile))
     if not args.no_append:
         with DOC.open("a") as doc:
             doc.write("\n" + report + "\n")
+    if args.profile and args.profile.exists():
+        print("\nW4 throughput profile of the citymesh server (inclusive samples):")
+        print(summarize_profile(args.profile))
     return 0
 
 
