@@ -3,9 +3,11 @@
 A time expression is an optional reference followed by an optional signed
 offset, with spaces and commas ignored and case folded:
 
-* references: `now`, an all-digit epoch in seconds, `YYYYMMDD`, `HH:MM`,
-  `HH:MM_YYYYMMDD`, `midnight`, `noon`, `today`, `yesterday`, `tomorrow`, and
-  the combinations `midnight yesterday` or `noon_20240301`;
+* references: `now`, an all-digit epoch in seconds, or a time of day
+  (`HH:MM`, `HH:MMam`, `3pm`, `midnight`, `noon`, `teatime`) and a day
+  (`today`, `yesterday`, `tomorrow`, `YYYYMMDD`, `MM/DD/YY`, a month name and
+  day such as `jan15`, or a weekday such as `monday`, the latest one), either
+  part optional, e.g. `midnight yesterday`, `noon_20240301` or `6pm friday`;
 * offsets: a sign and one or more `<count><unit>` terms, such as `-24h`,
   `+1d12h` or `now-5min`. A missing reference means `now`.
 
@@ -40,15 +42,31 @@ for _names, _seconds in (
 
 ACCEPTED_FORMS = (
     "now, an offset such as -24h or -5min (units s, min, h, d, w, mon, y), "
-    "now-1h, today, yesterday, tomorrow, midnight, noon, HH:MM, YYYYMMDD, "
-    "HH:MM_YYYYMMDD or epoch seconds"
+    "now-1h, today, yesterday, tomorrow, midnight, noon, teatime, HH:MM, 3pm, "
+    "YYYYMMDD, MM/DD/YY, jan15, monday, HH:MM_YYYYMMDD or epoch seconds"
 )
 
 _TERM_RE = re.compile(r"(\d+)([a-z]+)")
 _CLOCK_RE = re.compile(r"(\d{1,2}):(\d{2})")
 _DATE_RE = re.compile(r"\d{8}")
 _DAY_WORDS = {"today": 0, "yesterday": -1, "tomorrow": 1}
-_CLOCK_WORDS = {"midnight": (0, 0), "noon": (12, 0)}
+_CLOCK_WORDS = {"midnight": (0, 0), "noon": (12, 0), "teatime": (16, 0)}
+_HOUR_RE = re.compile(r"(\d{1,2})(am|pm)")
+_MONTHS = (
+    "jan",
+    "feb",
+    "mar",
+    "apr",
+    "may",
+    "jun",
+    "jul",
+    "aug",
+    "sep",
+    "oct",
+    "nov",
+    "dec",
+)
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def resolve_tz(tz: str | dt.tzinfo | None) -> dt.tzinfo:
@@ -143,6 +161,76 @@ def _split_offset(text: str) -> tuple[str, str]:
     return text, ""
 
 
+def _parse_clock(rest: str) -> tuple[tuple[int, int] | None, str]:
+    """Split a leading time of day off a reference, as graphite-web reads it."""
+    clock: tuple[int, int] | None = None
+    match = _CLOCK_RE.match(rest)
+    if match is not None:
+        clock = (int(match.group(1)), int(match.group(2)))
+        rest = rest[match.end() :]
+        if rest.startswith("am"):
+            rest = rest[2:]
+        elif rest.startswith("pm"):
+            clock = ((clock[0] + 12) % 24, clock[1])
+            rest = rest[2:]
+        if clock[0] > 23 or clock[1] > 59:
+            raise QueryError(f"invalid clock time {match.group(0)!r}")
+        return clock, rest
+    match = _HOUR_RE.match(rest)
+    if match is not None:
+        hour = int(match.group(1))
+        if hour > 23:
+            raise QueryError(f"invalid clock time {match.group(0)!r}")
+        if match.group(2) == "pm":
+            hour = (hour + 12) % 24
+        return (hour, 0), rest[match.end() :]
+    for word, hours_minutes in _CLOCK_WORDS.items():
+        if rest.startswith(word):
+            return hours_minutes, rest[len(word) :]
+    return None, rest
+
+
+def _parse_day(rest: str, today: dt.date) -> dt.date | None:
+    """Return the day a reference names, or None if it names none we know."""
+    if rest == "":
+        return today
+    if rest in _DAY_WORDS:
+        return today + dt.timedelta(days=_DAY_WORDS[rest])
+    if _DATE_RE.fullmatch(rest):
+        day = _read_date(rest)
+        if day is None:
+            raise QueryError(f"invalid date {rest!r}: expected YYYYMMDD")
+        return day
+    if rest.count("/") == 2:
+        try:
+            month, day_of_month, year = (int(part) for part in rest.split("/"))
+            # Two-digit years as graphite-web reads them: 70-99 -> 19xx, else 20xx.
+            if year < 1900:
+                year += 1900
+            if year < 1970:
+                year += 100
+            return dt.date(year, month, day_of_month)
+        except ValueError:
+            raise QueryError(f"invalid date {rest!r}: expected MM/DD/YY") from None
+    if rest[:3] in _MONTHS:
+        digits = re.search(r"(\d{1,2})$", rest)
+        if digits is None:
+            raise QueryError(
+                f"invalid date {rest!r}: a day of month must follow the month name"
+            )
+        try:
+            return today.replace(
+                month=_MONTHS.index(rest[:3]) + 1, day=int(digits.group(1))
+            )
+        except ValueError:
+            raise QueryError(f"invalid date {rest!r}: no such day") from None
+    if rest[:3] in _WEEKDAYS:
+        # The most recent such weekday, today included.
+        back = (today.weekday() - _WEEKDAYS.index(rest[:3])) % 7
+        return today - dt.timedelta(days=back)
+    return None
+
+
 def _parse_reference(reference: str, now: int, zone: dt.tzinfo) -> int | None:
     """Return the epoch seconds of a reference, or None if it is not one."""
     if reference in ("", "now"):
@@ -151,35 +239,13 @@ def _parse_reference(reference: str, now: int, zone: dt.tzinfo) -> int | None:
         date = _read_date(reference)
         return int(reference) if date is None else _wall_time(date, 0, 0, zone)
 
-    rest = reference
-    clock: tuple[int, int] | None = None
-    match = _CLOCK_RE.match(rest)
-    if match is not None:
-        clock = (int(match.group(1)), int(match.group(2)))
-        if clock[0] > 23 or clock[1] > 59:
-            raise QueryError(f"invalid clock time {match.group(0)!r}")
-        rest = rest[match.end() :]
-    else:
-        for word, hours_minutes in _CLOCK_WORDS.items():
-            if rest.startswith(word):
-                clock = hours_minutes
-                rest = rest[len(word) :]
-                break
+    clock, rest = _parse_clock(reference)
     rest = rest.removeprefix("_")
-
-    today = dt.datetime.fromtimestamp(now, zone).date()
-    day: dt.date | None
-    if rest == "":
-        day = today
-    elif rest in _DAY_WORDS:
-        day = today + dt.timedelta(days=_DAY_WORDS[rest])
-    elif _DATE_RE.fullmatch(rest):
-        day = _read_date(rest)
-        if day is None:
-            raise QueryError(f"invalid date {rest!r}: expected YYYYMMDD")
-    else:
-        return None
     if clock is None and rest == "":
+        return None
+    today = dt.datetime.fromtimestamp(now, zone).date()
+    day = _parse_day(rest, today)
+    if day is None:
         return None
     hour, minute = clock if clock is not None else (0, 0)
     return _wall_time(day, hour, minute, zone)

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
+from citymesh.gateway.sources import open_source
 from citymesh.protocol.messages import (
     Birth,
     DeviceInfo,
@@ -61,16 +62,27 @@ def _birth(tenant: str, gateway: str, site: str, devices: list[DeviceInfo]) -> b
     return encode(birth)
 
 
+def _recorded(source: str, quantity: str, device: str, count: int) -> list[float]:
+    """The first `count` recorded values of one sensor of a shipped data set."""
+    devices = [device] if source != "traffic" else None
+    values = [
+        r.value
+        for r in open_source(source, devices=devices).readings()
+        if r.quantity == quantity and r.device == device
+    ]
+    return values[:count]
+
+
 def _rooms_batch(tenant: str, now_ms: int) -> ReadingsBatch:
+    """The UCI room's recordings, one per room, shifted to end now."""
     start_ms = now_ms - HISTORY_MINUTES * 60_000
     series = []
     for index, device in enumerate(ROOM_NAMES):
-        co2 = [
-            (start_ms + m * 60_000, 450.0 + 10 * index + m)
-            for m in range(HISTORY_MINUTES)
-        ]
+        values = _recorded("occupancy", "co2", f"room-{index + 1}", HISTORY_MINUTES)
+        co2 = [(start_ms + m * 60_000, value) for m, value in enumerate(values)]
         series.append(SeriesPoints(device=device, quantity="co2", points=co2))
-    temperature = [(start_ms + m * 60_000, 21.5) for m in range(HISTORY_MINUTES)]
+    values = _recorded("occupancy", "temperature", "room-1", HISTORY_MINUTES)
+    temperature = [(start_ms + m * 60_000, value) for m, value in enumerate(values)]
     series.append(
         SeriesPoints(device="room-1", quantity="temperature", points=temperature)
     )
@@ -88,8 +100,13 @@ def _rooms_batch(tenant: str, now_ms: int) -> ReadingsBatch:
 def _street_batch(tenant: str, now_ms: int) -> ReadingsBatch:
     hour_ms = 3_600_000
     first_hour = now_ms - now_ms % hour_ms - 24 * hour_ms
-    vehicles = [(first_hour + h * hour_ms, float(100 + h)) for h in range(24)]
-    pedestrians = [(first_hour + h * hour_ms, float(40 + h)) for h in range(24)]
+    # Recorded hourly counts: I-94 vehicles and Melbourne sensor 1 pedestrians.
+    vehicle_counts = _recorded("traffic", "vehicles", "i94-atr301", 24)
+    pedestrian_counts = _recorded("pedestrian", "pedestrians", "ped-1", 24)
+    vehicles = [(first_hour + h * hour_ms, v) for h, v in enumerate(vehicle_counts)]
+    pedestrians = [
+        (first_hour + h * hour_ms, v) for h, v in enumerate(pedestrian_counts)
+    ]
     return ReadingsBatch(
         v=1,
         tenant=tenant,
@@ -207,7 +224,8 @@ def test_dashboard_live_value_and_charts(
     assert series is not None
     assert series.endswith(".co2")
     device = series.split(".")[3]
-    first_value = 450.0 + 10 * list(ROOM_NAMES).index(device) + HISTORY_MINUTES - 1
+    room = f"room-{list(ROOM_NAMES).index(device) + 1}"
+    first_value = _recorded("occupancy", "co2", room, HISTORY_MINUTES)[-1]
     assert _value_cell(page, series) == f"{first_value:,.0f} ppm"
     age = page.locator(f'tr[data-series="{series}"] .col-age').inner_text()
     assert re.fullmatch(r"\d+ (s|min) ago", age), age
