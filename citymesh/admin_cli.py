@@ -21,9 +21,16 @@ from rich.console import Console
 from citymesh.config import load_settings
 from citymesh.errors import CitymeshError
 from citymesh.gateway import settings as gateway_settings_module
-from citymesh.gateway.settings import CREDENTIALS_FILE, GatewaySettings
+from citymesh.gateway.settings import (
+    CA_CERT_FILE,
+    CLIENT_CERT_FILE,
+    CLIENT_KEY_FILE,
+    CREDENTIALS_FILE,
+    GatewaySettings,
+)
 from citymesh.server import settings as server_settings_module
 from citymesh.server.settings import ServerSettings
+from citymesh.transport.tls import make_client_key
 
 if TYPE_CHECKING:
     from citymesh.registry.store import Registry
@@ -111,6 +118,25 @@ def tenant_public(
     finally:
         registry.close()
     console.print(f"tenant {tenant} public: {public}")
+
+
+@tenant_app.command("mtls")
+def tenant_mtls(
+    tenant: str,
+    required: Annotated[
+        bool, typer.Option("--on/--off", help="Require client certificates or not.")
+    ] = True,
+    config: ConfigOption = None,
+) -> None:
+    """Make a tenant's gateways log in to the broker with client certificates."""
+    registry = _registry(config)
+    try:
+        registry.identities.certificates.set_require_mtls(tenant, required)
+    except CitymeshError as exc:
+        raise _fail(exc) from None
+    finally:
+        registry.close()
+    console.print(f"tenant {tenant} requires mutual TLS: {required}")
 
 
 @sensor_app.command("public")
@@ -272,16 +298,22 @@ def enroll(
         typer.Option(help="Gateway TOML settings; the login goes to its data_dir."),
     ] = None,
 ) -> None:
-    """Exchange a one-time token for this gateway's MQTT login and store it."""
+    """Exchange a one-time token for this gateway's MQTT login and store it.
+
+    The gateway also sends a signing request for a key it makes here. If its
+    tenant requires mutual TLS, the client certificate, that key and the
+    platform CA certificate are stored next to the login.
+    """
     try:
         settings = load_settings(
             GatewaySettings, config, gateway_settings_module.ENV_PREFIX
         )
     except CitymeshError as exc:
         raise _fail(exc) from None
+    key_pem, csr_pem = make_client_key(settings.tenant, settings.gateway)
     request = urllib.request.Request(
         f"{api.rstrip('/')}/api/v1/enrol",
-        data=json.dumps({"token": token}).encode(),
+        data=json.dumps({"token": token, "csr": csr_pem.decode()}).encode(),
         headers={"Content-Type": "application/json"},
         method="POST",
     )
@@ -305,13 +337,29 @@ def enroll(
         )
     path = settings.data_dir / CREDENTIALS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(
-            f"username = {json.dumps(login['username'])}\n"
-            f"password = {json.dumps(login['password'])}\n"
-        )
+    _write_private(
+        path,
+        f"username = {json.dumps(login['username'])}\n"
+        f"password = {json.dumps(login['password'])}\n",
+    )
     console.print(
         f"gateway {login['tenant']}/{login['gateway']} enrolled; MQTT login "
         f"stored in {path}"
     )
+    certificate = login.get("certificate")
+    if certificate:
+        directory = settings.data_dir
+        _write_private(directory / CLIENT_KEY_FILE, key_pem.decode())
+        (directory / CLIENT_CERT_FILE).write_text(certificate)
+        (directory / CA_CERT_FILE).write_text(login.get("ca_certificate") or "")
+        console.print(
+            f"tenant {login['tenant']} requires mutual TLS: client certificate "
+            f"stored in {directory / CLIENT_CERT_FILE}; connect to the broker's "
+            "mqtts:// address"
+        )
+
+
+def _write_private(path: Path, text: str) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)

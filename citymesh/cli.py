@@ -172,7 +172,11 @@ def demo(
 
     iqrf = None
     if scenario is not Scenario.replay:
-        iqrf = demo_iqrf_settings(scenario.value, floor_plan_dir, speed)
+        try:
+            iqrf = demo_iqrf_settings(scenario.value, floor_plan_dir, speed)
+        except CitymeshError as exc:
+            console.print(f"[red]error:[/red] {escape(str(exc))}")
+            raise typer.Exit(2) from None
     _run(lambda stop: run_demo(settings, replay, stop, on_ready=ready, iqrf=iqrf))
 
 
@@ -238,10 +242,13 @@ def gateway(
     ] = None,
     once: Annotated[
         bool,
-        typer.Option(help="Exit after the recordings were replayed and delivered."),
+        typer.Option(
+            help="Exit after the recordings were replayed and delivered "
+            "(source replay only)."
+        ),
     ] = False,
 ) -> None:
-    """Run a gateway agent that replays recorded sensor data to the data centre."""
+    """Run a gateway agent that forwards recorded data or an IQRF network's readings."""
     if ctx.invoked_subcommand is not None:
         return
     from citymesh.gateway.runner import run_gateway

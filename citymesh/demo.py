@@ -7,6 +7,9 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from pydantic import ValidationError
+
+from citymesh.errors import ConfigError
 from citymesh.gateway.iqrf.runner import run_iqrf_gateway
 from citymesh.gateway.iqrf.settings import IqrfSettings, SimulatorSettings
 from citymesh.gateway.runner import run_gateway
@@ -40,17 +43,26 @@ def demo_settings(
 def demo_iqrf_settings(
     scenario: str, floor_plan_dir: Path | None, speed: float
 ) -> IqrfSettings:
-    """Return settings of a simulated IQRF mesh for the demo gateway."""
-    return IqrfSettings(
-        transport="simulator",
-        simulator=SimulatorSettings(
+    """Return settings of a simulated IQRF mesh for the demo gateway.
+
+    Raises:
+        ConfigError: the floor-plan folder does not suit the scenario.
+    """
+    try:
+        simulator = SimulatorSettings(
             scenario=scenario,  # type: ignore[arg-type]
-            intel_lab_dir=floor_plan_dir,
+            plan_dir=floor_plan_dir,
             speed=speed or 600.0,
             drop_probability=0.01,
             # A quarter of real radio timing keeps the start-up inventory short.
             time_scale=0.25,
-        ),
+        )
+    except ValidationError as exc:
+        reasons = "; ".join(str(e["msg"]) for e in exc.errors())
+        raise ConfigError(f"invalid --floor-plan-dir: {reasons}") from None
+    return IqrfSettings(
+        transport="simulator",
+        simulator=simulator,
         request_timeout_s=2.0,
         collect_interval_s=DEMO_COLLECT_INTERVAL_S,
         # Rediscover now and then so nodes that dropped out find their way back.

@@ -22,6 +22,7 @@ from citymesh.errors import NotFoundError, RegistryError
 from citymesh.protocol.names import ID_PATTERN
 from citymesh.registry.access import Scope
 from citymesh.registry.identities import AuditEntry, Identities, KeyInfo
+from citymesh.registry.pki import check_csr
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,12 @@ class PublicFlag(BaseModel):
     """Whether data is readable by anyone, without a key."""
 
     public: bool
+
+
+class MtlsFlag(BaseModel):
+    """Whether a tenant's gateways must log in with client certificates."""
+
+    required: bool
 
 
 class TenantOut(BaseModel):
@@ -139,6 +146,9 @@ class EnrolRequest(BaseModel):
     """The one-time token a gateway got from its operator."""
 
     token: Annotated[str, StringConstraints(min_length=1, max_length=300)]
+    csr: Annotated[str, StringConstraints(max_length=16_000)] | None = None
+    """PEM certificate signing request of the gateway's own key; the platform
+    CA signs it when the gateway's tenant requires mutual TLS."""
 
 
 class GatewayCredentialsOut(BaseModel):
@@ -148,6 +158,13 @@ class GatewayCredentialsOut(BaseModel):
     gateway: str
     username: str
     password: str
+    require_mtls: bool = False
+    """Whether the broker accepts this gateway only with its client certificate."""
+    certificate: str | None = None
+    """PEM client certificate, when the tenant requires mutual TLS."""
+    ca_certificate: str | None = None
+    """PEM certificate of the platform CA, which signed the broker's certificate
+    when the broker uses one issued by citymesh."""
 
 
 def _identities(request: Request) -> Identities:
@@ -229,6 +246,21 @@ async def set_tenant_public(
     """Set whether anyone may read every sensor of the tenant without a key."""
     _require_admin(request, tenant)
     await _run(_identities(request).set_tenant_public, tenant, body.public)
+    return Response(status_code=204)
+
+
+@router.put(
+    "/tenants/{tenant}/mtls",
+    status_code=204,
+    summary="Require client certificates of a tenant's gateways, or not",
+)
+async def set_tenant_mtls(
+    request: Request, tenant: TenantPath, body: MtlsFlag
+) -> Response:
+    """Set whether the tenant's gateways must log in with mutual TLS."""
+    _require_admin(request, tenant)
+    certificates = _identities(request).certificates
+    await _run(certificates.set_require_mtls, tenant, body.required)
     return Response(status_code=204)
 
 
@@ -393,10 +425,34 @@ async def enrol(request: Request, body: EnrolRequest) -> GatewayCredentialsOut:
         raise HTTPException(
             429, "rate limit exceeded; retry later", headers={"Retry-After": "1"}
         )
-    credentials = await _run(_identities(request).redeem, body.token)
-    return GatewayCredentialsOut(
+    identities = _identities(request)
+    context: ApiContext = request.app.state.context
+    if body.csr is not None:
+        await _run(check_csr, body.csr)
+    credentials = await _run(identities.redeem, body.token)
+
+    out = GatewayCredentialsOut(
         tenant=credentials.tenant,
         gateway=credentials.gateway,
         username=credentials.username,
         password=credentials.password,
     )
+    if context.ca is None:
+        return out
+
+    out.ca_certificate = context.ca.certificate_pem
+    certificates = identities.certificates
+    out.require_mtls = await _run(certificates.requires_mtls, credentials.tenant)
+    if out.require_mtls and body.csr is not None:
+        issued = await _run(
+            context.ca.sign_client, body.csr, credentials.tenant, credentials.gateway
+        )
+        await _run(
+            certificates.record,
+            credentials.tenant,
+            credentials.gateway,
+            issued.serial,
+            issued.not_after_ms,
+        )
+        out.certificate = issued.pem
+    return out

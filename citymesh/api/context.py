@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from citymesh.collector.events import EventHub
 from citymesh.collector.service import Collector
+from citymesh.registry.pki import CertificateAuthority
 from citymesh.registry.store import Registry
 from citymesh.storage.base import TimeSeriesStore
 
@@ -18,3 +19,5 @@ class ApiContext:
     registry: Registry
     hub: EventHub
     collector: Collector | None = None
+    ca: CertificateAuthority | None = None
+    """Signs gateway client certificates at enrolment; None issues none."""

@@ -8,8 +8,9 @@ import pickle
 import time
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import PlainTextResponse, Response
 
 from citymesh.api import auth
 from citymesh.errors import QueryError
@@ -126,7 +127,9 @@ async def render(request: Request) -> Response:
         return Response(body, media_type="application/pickle")
     if max_points is not None:
         series = consolidate_for_display(series, max_points)
-    return JSONResponse(to_json(series, no_null_points="noNullPoints" in params))
+    # orjson encodes the datapoints about ten times faster than the json module.
+    body = orjson.dumps(to_json(series, no_null_points="noNullPoints" in params))
+    return Response(body, media_type="application/json")
 
 
 @router.get(

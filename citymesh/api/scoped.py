@@ -75,11 +75,17 @@ class ScopedStore:
         """Return the readable series matching a Graphite glob."""
         return [m for m in self._inner.find(pattern) if self._access.can_read(m.name)]
 
-    def series(self, names: Sequence[str] | None = None) -> list[SeriesMeta]:
+    def series(
+        self, names: Sequence[str] | None = None, prefix: str = ""
+    ) -> list[SeriesMeta]:
         """Return the metadata of readable series."""
         if names is not None:
             return self._inner.series(self._readable(names))
-        return [m for m in self._inner.series() if self._access.can_read(m.name)]
+        return [
+            m
+            for m in self._inner.series(prefix=prefix)
+            if self._access.can_read(m.name)
+        ]
 
     def latest(self, names: Sequence[str] | None = None) -> list[LatestValue]:
         """Return the newest point of each readable series."""

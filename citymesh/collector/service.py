@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 import uuid
 from dataclasses import dataclass
@@ -88,8 +89,10 @@ class Collector:
         settings: CollectorSettings,
         username: str | None = None,
         password: str | None = None,
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
         self._broker = broker
+        self._tls_context = tls_context
         self._store = store
         self._registry = registry
         self._hub = hub
@@ -208,6 +211,7 @@ class Collector:
                 clean_session=False,
                 keepalive=30,
                 timeout=10,
+                tls_context=self._tls_context,
             )
             # Set before connecting: a persistent session delivers its queued
             # messages right after the CONNACK.

@@ -89,7 +89,17 @@ def open_buffer(
 async def run_gateway(
     settings: GatewaySettings, stop: asyncio.Event, exit_when_done: bool = False
 ) -> GatewayAgent:
-    """Replay the configured sources through a gateway agent until stopped."""
+    """Run a gateway agent on the configured source until stopped.
+
+    With source "replay" the recorded data sets are replayed, and
+    `exit_when_done` ends the run once they are delivered. With source "iqrf"
+    the [iqrf] network is read until `stop` is set.
+    """
+    if settings.source == "iqrf":
+        # Imported here because the IQRF runner builds on this module.
+        from citymesh.gateway.iqrf.runner import run_iqrf_gateway
+
+        return await run_iqrf_gateway(settings, settings.iqrf, stop)
     replay, devices = build_replay(settings)
     agent = GatewayAgent(settings, devices, open_buffer(settings))
     logger.info(

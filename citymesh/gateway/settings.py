@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from citymesh.gateway.iqrf.settings import IqrfSettings
 from citymesh.protocol.names import check_identifier
 from citymesh.transport.address import BrokerAddress, parse_broker_url
 
@@ -15,6 +16,12 @@ ENV_PREFIX = "CITYMESH_GATEWAY_"
 # The MQTT login `citymesh gateway enroll` stores under data_dir; the settings
 # use it unless mqtt.password is set.
 CREDENTIALS_FILE = "mqtt-login.toml"
+# The client certificate, its key and the platform CA certificate that
+# `citymesh gateway enroll` stores under data_dir for tenants requiring mutual
+# TLS; the settings use them unless mqtt.certfile or mqtt.ca_file is set.
+CLIENT_CERT_FILE = "mqtt-client.pem"
+CLIENT_KEY_FILE = "mqtt-client.key"
+CA_CERT_FILE = "mqtt-ca.pem"
 
 # Address of the embedded broker that `citymesh server` starts by default.
 DEFAULT_BROKER_URL = "mqtt://127.0.0.1:11883"
@@ -37,12 +44,24 @@ class MqttSettings(_Section):
     reconnect_max_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
     ack_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 20.0
     """How long a publish waits for its PUBACK before the link counts as dead."""
+    ca_file: Path | None = None
+    """PEM CA certificate that verifies the broker (mqtts:// url); None trusts
+    the system's CAs."""
+    certfile: Path | None = None
+    """PEM client certificate for mutual TLS; needs keyfile."""
+    keyfile: Path | None = None
 
     @field_validator("url")
     @classmethod
     def _valid_url(cls, value: str) -> str:
         parse_broker_url(value)
         return value
+
+    @model_validator(mode="after")
+    def _certificate_pair(self) -> MqttSettings:
+        if (self.certfile is None) != (self.keyfile is None):
+            raise ValueError("set both mqtt.certfile and mqtt.keyfile, or neither")
+        return self
 
     def address(self) -> BrokerAddress:
         """Return the parsed broker address."""
@@ -104,6 +123,9 @@ class GatewaySettings(_Section):
     publish: PublishSettings = PublishSettings()
     buffer: BufferSettings = BufferSettings()
     replay: ReplaySettings = ReplaySettings()
+    source: Literal["replay", "iqrf"] = "replay"
+    """Origin of the readings: the [replay] data sets or the [iqrf] network."""
+    iqrf: IqrfSettings = IqrfSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("tenant", "site", "gateway")
@@ -132,6 +154,24 @@ class GatewaySettings(_Section):
             raise ValueError(f"cannot read the enrolled login {path}: {exc}") from exc
         mqtt.setdefault("username", login.get("username"))
         mqtt["password"] = login.get("password")
+        return {**data, "mqtt": mqtt}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _enrolled_certificate(cls, data: Any) -> Any:
+        """Fill mqtt.certfile/keyfile/ca_file from `citymesh gateway enroll`'s files."""
+        if not isinstance(data, dict):
+            return data
+        mqtt = data.get("mqtt")
+        if isinstance(mqtt, BaseModel):
+            mqtt = mqtt.model_dump(exclude_unset=True)
+        mqtt = dict(mqtt or {})
+        directory = Path(data.get("data_dir") or "citymesh-gateway")
+        certfile, keyfile = directory / CLIENT_CERT_FILE, directory / CLIENT_KEY_FILE
+        if not mqtt.get("certfile") and certfile.exists() and keyfile.exists():
+            mqtt["certfile"], mqtt["keyfile"] = certfile, keyfile
+        if not mqtt.get("ca_file") and (directory / CA_CERT_FILE).exists():
+            mqtt["ca_file"] = directory / CA_CERT_FILE
         return {**data, "mqtt": mqtt}
 
     @property

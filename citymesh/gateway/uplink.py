@@ -15,6 +15,7 @@ from citymesh.protocol.messages import PROTOCOL_VERSION, Death, encode
 from citymesh.protocol.topics import Channel
 from citymesh.transport.backoff import Backoff
 from citymesh.transport.connect import CredentialsRejected, is_credentials_rejection
+from citymesh.transport.tls import client_context
 
 if TYPE_CHECKING:
     from citymesh.gateway.agent import GatewayAgent
@@ -47,6 +48,9 @@ class Uplink:
         settings = agent.settings
         mqtt = settings.mqtt
         address = mqtt.address()
+        tls_context = None
+        if address.tls:
+            tls_context = client_context(mqtt.ca_file, mqtt.certfile, mqtt.keyfile)
         backoff = Backoff(cap_s=mqtt.reconnect_max_s)
         death = Death(
             v=PROTOCOL_VERSION, tenant=settings.tenant, gateway=settings.gateway
@@ -68,6 +72,7 @@ class Uplink:
                     timeout=mqtt.connect_timeout_s,
                     max_inflight_messages=settings.publish.max_inflight
                     + EXTRA_INFLIGHT,
+                    tls_context=tls_context,
                 ) as client:
                     connects += 1
                     if connects > 1:
@@ -97,6 +102,9 @@ class Uplink:
                     return
             except aiomqtt.MqttError as exc:
                 agent.connected.clear()
+                # TODO: a TLS handshake that Mosquitto fails because the client
+                # certificate is revoked arrives as a plain connection error,
+                # so the gateway keeps retrying instead of stopping.
                 if is_credentials_rejection(exc):
                     logger.error(
                         "gateway %s: broker %s rejected the credentials of user "

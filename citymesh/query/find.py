@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from citymesh.storage.base import TimeSeriesStore
-from citymesh.storage.patterns import compile_glob
+from citymesh.storage.patterns import compile_glob, literal_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +41,9 @@ def find_metric_nodes(store: TimeSeriesStore, query: str) -> list[MetricNode]:
     depth = _count_nodes(query)
     leaves: set[str] = set()
     branches: set[str] = set()
-    # NOTE: this scans every series name, so a find costs O(series); the
-    # store protocol has no prefix query to narrow it.
-    for meta in store.series():
+    # Only names starting with the query's literal prefix can match, so the
+    # store returns just those and access checks run on them alone.
+    for meta in store.series(prefix=literal_prefix(query)):
         parts = meta.name.split(".")
         if len(parts) < depth:
             continue

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from datetime import datetime, tzinfo
 from typing import Any
 
+import numpy as np
+
 from citymesh.errors import QueryError
 from citymesh.query.functions import FUNCTIONS
 from citymesh.query.grammar import Call, Literal, Node, PathExpression, parse_target
@@ -150,12 +152,12 @@ def to_json(
     """
     body: list[dict[str, Any]] = []
     for series in series_list:
-        datapoints = [
-            [float(value) if math.isfinite(value) else None, int(stamp)]
-            for value, stamp in zip(
-                series.values.tolist(), series.timestamps.tolist(), strict=True
-            )
-        ]
+        values: list[float | None] = list(series.values.tolist())
+        for index in np.flatnonzero(~np.isfinite(series.values)).tolist():
+            values[index] = None
+        datapoints: list[list[Any]] = list(
+            map(list, zip(values, series.timestamps.tolist(), strict=True))
+        )
         if no_null_points:
             datapoints = [point for point in datapoints if point[0] is not None]
             if not datapoints:

@@ -8,7 +8,12 @@ from collections.abc import Mapping
 
 from citymesh.registry.identities import GatewayState, Identities
 from citymesh.registry.secrets import new_secret
-from citymesh.transport.broker_auth import MqttIdentity, parse_gateway_username
+from citymesh.transport.broker_auth import (
+    MqttIdentity,
+    gateway_username,
+    parse_gateway_username,
+)
+from citymesh.transport.tls import parse_certificate_name
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +57,24 @@ class RegistryBrokerAuthority:
         if parsed is None:
             return None
         tenant, gateway = parsed
+        if self._identities.certificates.requires_mtls(tenant):
+            logger.debug("password login of %s rejected: mutual TLS required", username)
+            return None
         if not self._identities.verify_gateway(tenant, gateway, password):
             return None
         return MqttIdentity(username, tenant, gateway)
+
+    def authenticate_certificate(
+        self, common_name: str, serial: int
+    ) -> MqttIdentity | None:
+        """Return the gateway a valid, current certificate names, else None."""
+        parsed = parse_certificate_name(common_name)
+        if parsed is None:
+            return None
+        tenant, gateway = parsed
+        if not self._identities.certificates.is_valid(tenant, gateway, serial):
+            return None
+        return MqttIdentity(gateway_username(tenant, gateway), tenant, gateway)
 
     def is_active(self, identity: MqttIdentity) -> bool:
         """Tell whether a logged-in client is still allowed (not revoked)."""

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from citymesh.errors import NotFoundError, RegistryError, StorageError
 from citymesh.protocol.names import check_identifier
 from citymesh.registry.access import Principal, PublicData, Scope, parse_scopes
+from citymesh.registry.certificates import GatewayCertificates
 from citymesh.registry.models import ActuatorRow, SensorRow, TenantRow
 from citymesh.registry.secrets import (
     API_KEY_PREFIX,
@@ -38,6 +39,7 @@ from citymesh.registry.security_models import (
     ApiKeyRow,
     AuditRow,
     EnrolmentTokenRow,
+    GatewayCertificateRow,
     GatewayCredentialRow,
     KeyGrantRow,
     UserRow,
@@ -150,6 +152,7 @@ class Identities:
         self._verifier = SecretVerifier()
         self._public = _Expiring()
         self._gateways = _Expiring()
+        self.certificates = GatewayCertificates(sessions, lock)
 
     def _write(self, work: Callable[[Session], T]) -> T:
         with self._lock, self._sessions.begin() as session:
@@ -426,6 +429,15 @@ class Identities:
             credential.mosquitto_hash = pbkdf2_hash
             credential.enrolled_ms = _now_ms()
             credential.revoked_ms = None
+            # A new enrolment replaces every certificate issued before it.
+            for certificate in session.scalars(
+                select(GatewayCertificateRow).where(
+                    GatewayCertificateRow.tenant == token_row.tenant,
+                    GatewayCertificateRow.gateway == token_row.gateway,
+                    GatewayCertificateRow.revoked_ms.is_(None),
+                )
+            ):
+                certificate.revoked_ms = credential.enrolled_ms
             return token_row.tenant, token_row.gateway
 
         tenant, gateway = self._write(work)

@@ -18,6 +18,8 @@ class TenantRow(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     public: Mapped[bool] = mapped_column(Boolean, default=False)
     """Whether anyone, without a key, may read every sensor of the tenant."""
+    require_mtls: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Whether the tenant's gateways must log in with a client certificate."""
 
 
 class SiteRow(Base):

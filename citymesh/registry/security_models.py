@@ -79,6 +79,25 @@ class GatewayCredentialRow(Base):
     revoked_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
+class GatewayCertificateRow(Base):
+    """A client certificate the platform CA issued to a gateway, by serial."""
+
+    __tablename__ = "gateway_certificates"
+    serial: Mapped[str] = mapped_column(String(40), primary_key=True)
+    """The serial number in hexadecimal; up to 159 bits, too large for BIGINT."""
+    tenant: Mapped[str] = mapped_column(String(63))
+    gateway: Mapped[str] = mapped_column(String(63))
+    issued_ms: Mapped[int] = mapped_column(BigInteger)
+    not_after_ms: Mapped[int] = mapped_column(BigInteger)
+    revoked_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant", "gateway"],
+            ["gateway_credentials.tenant", "gateway_credentials.gateway"],
+        ),
+    )
+
+
 class EnrolmentTokenRow(Base):
     """A one-time token that lets one gateway fetch its credentials."""
 

@@ -19,13 +19,15 @@ from citymesh.collector.service import Collector
 from citymesh.errors import ConfigError
 from citymesh.registry.broker_authority import RegistryBrokerAuthority
 from citymesh.registry.mosquitto import MosquittoSync
+from citymesh.registry.pki import CertificateAuthority
 from citymesh.registry.store import Registry
 from citymesh.server.settings import ServerSettings
 from citymesh.storage.background import StoreMaintenance
 from citymesh.storage.duckdb_store import DuckDBStore
 from citymesh.transport.address import BrokerAddress
-from citymesh.transport.broker import EmbeddedBroker
+from citymesh.transport.broker import BrokerTls, EmbeddedBroker
 from citymesh.transport.ports import port_in_use
+from citymesh.transport.tls import client_context
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +57,8 @@ class DataCentre:
         self._http_option = http_option
         self._stack = AsyncExitStack()
         self.broker_address: BrokerAddress | None = None
+        self.broker_tls_address: BrokerAddress | None = None
+        self.ca: CertificateAuthority | None = None
         self.store: DuckDBStore | None = None
         self.registry: Registry | None = None
         self.broker_authority: RegistryBrokerAuthority | None = None
@@ -108,6 +112,11 @@ class DataCentre:
 
         broker = settings.broker
         login = (broker.username, broker.password)
+        ca = await asyncio.to_thread(
+            CertificateAuthority.load_or_create, settings.data_dir
+        )
+        self.ca = ca
+        tls_context = None
         if broker.mode == "embedded":
             authority = None
             if settings.security.broker_auth:
@@ -115,11 +124,19 @@ class DataCentre:
                     registry.identities
                 )
             self.broker_authority = authority
-            embedded = EmbeddedBroker(broker.host, broker.port, authority=authority)
+            embedded = EmbeddedBroker(
+                broker.host,
+                broker.port,
+                authority=authority,
+                tls=await asyncio.to_thread(self._broker_tls, ca),
+            )
             await self._stack.enter_async_context(embedded)
             self.broker_address = embedded.address
+            self.broker_tls_address = embedded.tls_address
         else:
             self.broker_address = broker.external_address()
+            if self.broker_address.tls:
+                tls_context = client_context(broker.ca_file)
 
         collector = Collector(
             self.broker_address,
@@ -129,6 +146,7 @@ class DataCentre:
             settings.collector,
             username=login[0],
             password=login[1],
+            tls_context=tls_context,
         )
         self.collector = collector
         await self._stack.enter_async_context(collector)
@@ -150,6 +168,7 @@ class DataCentre:
                     security.mosquitto_dir,
                     {broker.username: broker.password},
                     security.mosquitto_pid_file,
+                    ca=ca,
                 )
             )
 
@@ -170,7 +189,11 @@ class DataCentre:
 
         app = create_app(
             ApiContext(
-                store=store, registry=registry, hub=self.hub, collector=collector
+                store=store,
+                registry=registry,
+                hub=self.hub,
+                collector=collector,
+                ca=ca,
             ),
             security=settings.security,
         )
@@ -204,6 +227,19 @@ class DataCentre:
                 update={"http": http.model_copy(update={"port": port})}
             )
         logger.info("HTTP API and dashboard on %s", self.http_url)
+
+    def _broker_tls(self, ca: CertificateAuthority) -> BrokerTls | None:
+        """Return the embedded broker's TLS listener, issuing its certificate."""
+        broker = self.settings.broker
+        if not broker.tls:
+            return None
+        if broker.tls_certfile is not None and broker.tls_keyfile is not None:
+            certfile, keyfile = broker.tls_certfile, broker.tls_keyfile
+        else:
+            hosts = [broker.host, "localhost", *broker.tls_hosts]
+            issued = ca.issue_server(list(dict.fromkeys(hosts)))
+            certfile, keyfile = issued.certfile, issued.keyfile
+        return BrokerTls(broker.tls_port, certfile, keyfile, ca.cert_path)
 
     async def _wait_quiet(self) -> None:
         collector = self.collector

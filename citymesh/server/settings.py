@@ -34,6 +34,27 @@ class BrokerSettings(_Section):
     """Port of the embedded broker; 0 picks a free port."""
     username: str | None = None
     password: str | None = None
+    tls: bool = False
+    """Whether the embedded broker also listens for MQTT over TLS on tls_port."""
+    tls_port: Annotated[int, Field(ge=0, le=65535)] = 8883
+    """Port of the embedded broker's TLS listener; 0 picks a free port."""
+    tls_certfile: Path | None = None
+    """PEM server certificate chain of the TLS listener; without it (and
+    tls_keyfile) the platform CA in data_dir/pki issues one for host,
+    localhost and tls_hosts."""
+    tls_keyfile: Path | None = None
+    tls_hosts: list[str] = []
+    """More names or addresses gateways reach the broker at, for the issued
+    server certificate."""
+    ca_file: Path | None = None
+    """CA that verifies an external broker's certificate (mqtts:// url);
+    None trusts the system's CAs."""
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> BrokerSettings:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("set both tls_certfile and tls_keyfile, or neither")
+        return self
 
     @field_validator("url")
     @classmethod

@@ -129,8 +129,14 @@ class TimeSeriesStore(Protocol):
         """Return the series whose names match a Graphite glob, sorted by name."""
         ...
 
-    def series(self, names: Sequence[str] | None = None) -> list[SeriesMeta]:
-        """Return the metadata of the named series, or of all series."""
+    def series(
+        self, names: Sequence[str] | None = None, prefix: str = ""
+    ) -> list[SeriesMeta]:
+        """Return the metadata of the named series, or of all series.
+
+        Without `names`, only series whose names start with `prefix` are
+        returned, sorted by name.
+        """
         ...
 
     def latest(self, names: Sequence[str] | None = None) -> list[LatestValue]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 from collections.abc import Iterator, Sequence
@@ -33,6 +34,9 @@ class SeriesCatalog:
         self._by_id: dict[int, SeriesMeta] = {}
         self._policy: dict[int, SeriesPolicy] = {}
         self._done: dict[int, set[int]] = {}
+        # Names and metadata sorted by name, rebuilt after a change, so a
+        # prefix lookup is a binary search instead of a scan of every series.
+        self._sorted: tuple[list[str], list[SeriesMeta]] | None = None
         self.reload()
 
     def __len__(self) -> int:
@@ -40,6 +44,7 @@ class SeriesCatalog:
 
     def reload(self) -> None:
         """Read the series and rollup-completion tables again."""
+        self._sorted = None
         self._by_name.clear()
         self._by_id.clear()
         self._policy.clear()
@@ -66,6 +71,7 @@ class SeriesCatalog:
             self._done.setdefault(series_id, set()).add(step_s)
 
     def _add(self, series_id: int, meta: SeriesMeta) -> None:
+        self._sorted = None
         self._by_name[meta.name] = (series_id, meta)
         self._by_id[series_id] = meta
         self._policy[series_id] = self.rules.policy(meta.name)
@@ -114,6 +120,7 @@ class SeriesCatalog:
         )
         self._by_name[meta.name] = (series_id, meta)
         self._by_id[series_id] = meta
+        self._sorted = None
 
     def lookup(
         self, names: Sequence[str], unique: bool = True
@@ -125,6 +132,18 @@ class SeriesCatalog:
     def metas(self) -> Iterator[SeriesMeta]:
         """Iterate over the metadata of every series."""
         return iter(self._by_id.values())
+
+    def with_prefix(self, prefix: str) -> list[SeriesMeta]:
+        """Return the metadata of the series whose names start with `prefix`, sorted."""
+        if self._sorted is None:
+            metas = sorted(self._by_id.values(), key=lambda m: m.name)
+            self._sorted = ([meta.name for meta in metas], metas)
+        names, metas = self._sorted
+        low = bisect.bisect_left(names, prefix)
+        high = low
+        while high < len(names) and names[high].startswith(prefix):
+            high += 1
+        return metas[low:high]
 
     def by_id(self, series_id: int) -> SeriesMeta | None:
         """Return the metadata of a series id, or None."""

@@ -20,6 +20,14 @@ def has_glob(pattern: str) -> bool:
     return any(c in _META for c in pattern)
 
 
+def literal_prefix(pattern: str) -> str:
+    """Return the part of `pattern` before its first glob metacharacter."""
+    for index, char in enumerate(pattern):
+        if char in _META:
+            return pattern[:index]
+    return pattern
+
+
 def _node_regex(node: str, pattern: str) -> str:
     out: list[str] = []
     i = 0

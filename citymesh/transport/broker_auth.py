@@ -1,12 +1,14 @@
 """Who may connect to the embedded broker and which topics each client may use.
 
 A gateway logs in as `<tenant>.<gateway>` with the password it got at
-enrolment. It may publish only under `citymesh/v1/<tenant>/<gateway>/` (any
-channel but `commands`) and subscribe only to its own `commands` topic, and
-its last will must obey the same rule. Service accounts (the collector) may
-use every topic. The credentials themselves live in the data centre's
-registry, behind the `BrokerAuthority` protocol, so this module stays free of
-data-centre code.
+enrolment, or on the TLS listener with a client certificate signed by the
+platform CA whose common name is `<tenant>/<gateway>`. A presented certificate
+takes precedence over a username and password. A gateway may publish only
+under `citymesh/v1/<tenant>/<gateway>/` (any channel but `commands`) and
+subscribe only to its own `commands` topic, and its last will must obey the
+same rule. Service accounts (the collector) may use every topic. The
+credentials themselves live in the data centre's registry, behind the
+`BrokerAuthority` protocol, so this module stays free of data-centre code.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from amqtt.session import Session
 
 from citymesh.protocol.names import is_identifier
 from citymesh.protocol.topics import PREFIX, Channel
+from citymesh.transport.tls import peer_certificate
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +86,12 @@ class BrokerAuthority(Protocol):
         """Return the identity for valid, unrevoked credentials, else None."""
         ...
 
+    def authenticate_certificate(
+        self, common_name: str, serial: int
+    ) -> MqttIdentity | None:
+        """Return the identity of a valid, unrevoked client certificate, else None."""
+        ...
+
     def is_active(self, identity: MqttIdentity) -> bool:
         """Tell whether an identity that logged in earlier is still allowed."""
         ...
@@ -131,21 +140,56 @@ class RegistryAuthPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[misc]
                 detail,
             )
 
-    async def authenticate(self, *, session: Session) -> bool | None:
-        """Accept a client only with valid credentials and an allowed last will."""
-        username = session.username or ""
-        password = session.password or ""
-        if not username or not password:
-            self._reject("no_credentials", session.client_id, "no username/password")
-            return False
+    async def _certificate_identity(self, session: Session) -> MqttIdentity | None:
+        peer = session.ssl_object.getpeercert() if session.ssl_object else None
+        certificate = peer_certificate(peer)
+        if certificate is None:
+            return None
         identity = await asyncio.to_thread(
-            self._authority.authenticate, username, password
+            self._authority.authenticate_certificate,
+            certificate.common_name,
+            certificate.serial,
         )
         if identity is None:
             self._reject(
-                "bad_credentials", session.client_id, f"login as {username!r} failed"
+                "bad_certificate",
+                session.client_id,
+                f"certificate {certificate.common_name!r} serial "
+                f"{certificate.serial:x} is not valid",
             )
-            return False
+        return identity
+
+    async def authenticate(self, *, session: Session) -> bool | None:
+        """Accept a client only with valid credentials and an allowed last will."""
+        has_certificate = bool(
+            session.ssl_object is not None and session.ssl_object.getpeercert()
+        )
+        if has_certificate:
+            identity = await self._certificate_identity(session)
+            if identity is None:
+                return False
+            # Like Mosquitto's use_identity_as_username: the certificate names
+            # the client, whatever username it sent.
+            session.username = identity.username
+        else:
+            username = session.username or ""
+            password = session.password or ""
+            if not username or not password:
+                self._reject(
+                    "no_credentials", session.client_id, "no username/password"
+                )
+                return False
+            identity = await asyncio.to_thread(
+                self._authority.authenticate, username, password
+            )
+            if identity is None:
+                self._reject(
+                    "bad_credentials",
+                    session.client_id,
+                    f"login as {username!r} failed",
+                )
+                return False
+        username = identity.username
         owner = self._id_owners.setdefault(session.client_id or "", username)
         if owner != username:
             self._reject(

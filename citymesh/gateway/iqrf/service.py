@@ -62,7 +62,9 @@ class IqrfGateway:
 
     async def start(self) -> list[DeviceInfo]:
         """Discover the network, read every node and return the sensor devices."""
-        await self.connector.discover(self.settings.tx_power)
+        settings = self.settings
+        await self.connector.set_hops(settings.request_hops, settings.response_hops)
+        await self.connector.discover(settings.tx_power, settings.discovery_max_address)
         await self.connector.inventory()
         self._last_discovery = time.monotonic()
         devices = self.devices()
@@ -124,7 +126,9 @@ class IqrfGateway:
 
     async def _rediscover(self) -> None:
         try:
-            await self.connector.discover(self.settings.tx_power)
+            await self.connector.discover(
+                self.settings.tx_power, self.settings.discovery_max_address
+            )
         except IqrfError as exc:
             logger.warning("IQRF rediscovery failed: %s", exc)
         self._last_discovery = time.monotonic()
@@ -188,7 +192,9 @@ class IqrfGateway:
 
     async def _discovery_command(self, args: dict[str, Any]) -> dict[str, Any]:
         tx_power = _int_arg(args, "tx_power", self.settings.tx_power, 0, 7)
-        max_address = _int_arg(args, "max_address", 0, 0, 239)
+        max_address = _int_arg(
+            args, "max_address", self.settings.discovery_max_address, 0, 239
+        )
         found = await self._guard(self.connector.discover(tx_power, max_address))
         await self._guard(self.connector.inventory())
         self._last_discovery = time.monotonic()

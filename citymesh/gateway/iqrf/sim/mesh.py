@@ -9,6 +9,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from citymesh.gateway.iqrf.sim.layout import FloorPlan, Place
 
@@ -67,6 +68,14 @@ class Route:
     """Delivery probability of the link to the parent."""
 
 
+class LinkTimeline(Protocol):
+    """Link qualities that change over time, in place of the plan's fixed ones."""
+
+    def quality_at(self, a: str, b: str, seconds: float) -> float:
+        """Return the delivery probability between places at a simulated time."""
+        ...
+
+
 def link_threshold(tx_power: int) -> float:
     """Return the minimum link quality usable at a TX power of 0 to 7."""
     return LINK_THRESHOLD + TX_POWER_STEP * (7 - max(0, min(7, tx_power)))
@@ -79,6 +88,8 @@ class SimulatedMesh:
     the threshold; a node's parent is its best link one hop closer to the
     coordinator. Requests to a node succeed with the product of the per-hop
     success along its route, down and back, and take longer with every hop.
+    With a `timeline`, every link quality (for discovery, losses and RSSI)
+    is the one at the current simulated time.
     """
 
     def __init__(
@@ -91,8 +102,10 @@ class SimulatedMesh:
         seed: int = 0,
         lossless: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        timeline: LinkTimeline | None = None,
     ) -> None:
         self.plan = plan
+        self.timeline = timeline
         self.coordinator = coordinator
         self.nodes: dict[int, SimNode] = {n.address: n for n in nodes}
         self.time_scale = time_scale
@@ -121,6 +134,10 @@ class SimulatedMesh:
 
     def quality(self, a: int, b: int) -> float:
         """Return the link quality between two addresses (0 is the coordinator)."""
+        if self.timeline is not None:
+            if a == b:
+                return 0.0
+            return self.timeline.quality_at(self._key(a), self._key(b), self.now_s())
         return self.plan.quality(self._key(a), self._key(b))
 
     def discover(self, tx_power: int, max_address: int) -> int:
@@ -178,7 +195,7 @@ class SimulatedMesh:
             return True
         chance = 1.0
         for address_on_path in self.path(address)[1:]:
-            q = self.routes[address_on_path].quality
+            q = self._route_quality(address_on_path)
             chance *= (1.0 - (1.0 - q) ** HOP_TRIES) ** 2
         return self._rng.random() < chance
 
@@ -207,5 +224,13 @@ class SimulatedMesh:
 
     def rssi(self, address: int) -> int:
         """Return the RSSI level (0-63) of the node's link to its parent."""
-        route = self.routes.get(address)
-        return 0 if route is None else round(63 * route.quality)
+        if address not in self.routes:
+            return 0
+        return round(63 * self._route_quality(address))
+
+    def _route_quality(self, address: int) -> float:
+        """Return the quality of a routed node's link to its parent now."""
+        route = self.routes[address]
+        if self.timeline is None:
+            return route.quality
+        return self.quality(route.parent, address)

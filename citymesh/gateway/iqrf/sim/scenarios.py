@@ -7,15 +7,19 @@ austin      one gateway, 20 rooms, each with a sensor node (temperature,
             generated office of 20 rooms along a corridor.
 city_block  a street grid with lamp-post routers and sensor nodes on the
             buildings: 196 nodes, the farthest more than 8 hops away.
+ulb_library the ULB library's 20 motes (files from a folder the user gives):
+            the best-connected mote is the coordinator, the other 19 are
+            sensor nodes whose links and readings follow the recording.
 
-Sensor values replay the UCI occupancy recordings shipped in citymesh.data
-(CC BY 4.0, Candanedo and Feldheim): each node plays one of the three
-recordings from its own starting row, so rooms differ.
+Sensor values of austin and city_block replay the UCI occupancy recordings
+shipped in citymesh.data (CC BY 4.0, Candanedo and Feldheim): each node plays
+one of the three recordings from its own starting row, so rooms differ.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,12 +40,13 @@ from citymesh.gateway.iqrf.sim.mesh import (
     SimSensor,
     SimulatedMesh,
 )
+from citymesh.gateway.iqrf.sim.ulb import UlbDeployment, load_ulb_library
 from citymesh.gateway.sources import default_data_dir
 from citymesh.gateway.sources.occupancy import ROOMS, read_occupancy_file
 
 logger = logging.getLogger(__name__)
 
-SCENARIOS = ("austin", "city_block")
+SCENARIOS = ("austin", "city_block", "ulb_library")
 # HWPID of the sensor nodes: the DDC-SE-01 sensor board product the IQRF
 # daemon's recorded examples read (5122); routers run plain DPA (HWPID 0).
 HWPID_SENSOR_NODE = 0x1402
@@ -91,39 +96,62 @@ class Recordings:
 def build_scenario(
     name: str,
     *,
-    intel_lab_dir: Path | None = None,
+    plan_dir: Path | None = None,
     time_scale: float = 1.0,
     speed: float = 60.0,
     seed: int = 1,
     lossless: bool = False,
+    clock: Callable[[], float] = time.monotonic,
+    start_offset_s: float = 0.0,
 ) -> Scenario:
     """Build a named scenario.
 
     Args:
-        name: austin or city_block.
-        intel_lab_dir: folder of the Intel lab files for austin's floor plan.
+        name: austin, city_block or ulb_library.
+        plan_dir: folder of the Intel lab files for austin's floor plan, or of
+            the ULB library files (required for ulb_library).
         time_scale: multiplies every simulated radio delay (0 for none).
-        speed: recorded seconds of sensor data per simulated second.
+        speed: recorded seconds of sensor (and ULB link) data per simulated second.
         seed: seed of link losses and drop-outs.
         lossless: deliver every request whose route exists.
+        clock: the mesh's clock in seconds.
+        start_offset_s: recorded seconds into the ULB run at which ulb_library
+            starts.
     """
-    recordings = Recordings(speed=speed)
+    timeline = None
     if name == "austin":
-        if intel_lab_dir is not None:
-            plan = load_intel_lab(intel_lab_dir)
+        recordings = Recordings(speed=speed)
+        if plan_dir is not None:
+            plan = load_intel_lab(plan_dir)
             coordinator, nodes = _austin_on_intel_lab(plan, recordings)
         else:
             plan = generated_office()
             coordinator, nodes = _austin_on_office(plan, recordings)
     elif name == "city_block":
         plan = generated_city_block()
-        coordinator, nodes = _city_block(plan, recordings)
+        coordinator, nodes = _city_block(plan, Recordings(speed=speed))
+    elif name == "ulb_library":
+        if plan_dir is None:
+            raise ConfigError(
+                "scenario 'ulb_library' needs the folder of the ULB library's "
+                "neighbors.txt and readings.txt"
+            )
+        deployment = load_ulb_library(plan_dir, speed, start_offset_s)
+        plan, timeline = deployment.plan, deployment.timeline
+        coordinator, nodes = _ulb_library(deployment)
     else:
         raise ConfigError(
             f"unknown scenario {name!r}; known scenarios: {', '.join(SCENARIOS)}"
         )
     mesh = SimulatedMesh(
-        plan, coordinator, nodes, time_scale=time_scale, seed=seed, lossless=lossless
+        plan,
+        coordinator,
+        nodes,
+        time_scale=time_scale,
+        seed=seed,
+        lossless=lossless,
+        clock=clock,
+        timeline=timeline,
     )
     logger.info(
         "scenario %s: %d nodes on the %s plan (%s)",
@@ -208,3 +236,34 @@ def _city_block(plan: FloorPlan, recordings: Recordings) -> tuple[Place, list[Si
         else:
             nodes.append(_sensor_node(address, place, recordings))
     return plan.place("gateway"), nodes
+
+
+def _ulb_library(deployment: UlbDeployment) -> tuple[Place, list[SimNode]]:
+    # Motes keep their order; addresses 1 to 19 go to all but the coordinator.
+    coordinator = deployment.best_connected()
+    others = [p for p in deployment.plan.places if p.key != coordinator.key]
+    nodes = []
+    for address, place in enumerate(others, start=1):
+        mote = int(place.key.removeprefix("mote-"))
+        if mote not in deployment.readings.times:
+            nodes.append(_router(address, place))
+            continue
+        sensors = [
+            SimSensor(
+                int(sensor_type),
+                deployment.readings.reader(mote, quantity, deployment.timeline),
+            )
+            for sensor_type, quantity in SENSOR_TYPES
+            if quantity in ("temperature", "humidity")
+        ]
+        nodes.append(
+            SimNode(
+                address=address,
+                mid=0x8130_0000 + mote,
+                hwpid=HWPID_SENSOR_NODE,
+                place=place,
+                role="sensor",
+                sensors=sensors,
+            )
+        )
+    return coordinator, nodes
