@@ -240,3 +240,47 @@ def test_server_and_gateway_processes_via_mosquitto(tmp_path: Path) -> None:
         server.send_signal(signal.SIGTERM)
         _, err = server.communicate(timeout=60)
     assert server.returncode == 0, err
+
+
+def test_demo_austin_scenario_runs_platform(tmp_path: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            *CITYMESH,
+            "demo",
+            "--scenario",
+            "austin",
+            "--http-port",
+            str(port),
+            "--data-dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    assert process.stderr is not None
+    reader = threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True)
+    reader.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        headers = {"Authorization": f"Bearer {_printed_key(lines, process)}"}
+        _wait_http(f"{base}/api/v1/collector/stats", process, headers=headers)
+        deadline = time.monotonic() + 90
+        while True:
+            maps = httpx.get(f"{base}/api/v1/topology", headers=headers).json()
+            sensors = httpx.get(f"{base}/api/v1/sensors", headers=headers).json()
+            with_values = [s for s in sensors if s["latest"] is not None]
+            if maps and maps[0]["nodes"] == 41 and len(with_values) == 60:
+                break
+            assert time.monotonic() < deadline, (maps, len(with_values))
+            time.sleep(0.5)
+        quantities = {s["quantity"] for s in with_values}
+        assert quantities == {"co2", "temperature", "humidity"}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+        reader.join(10)
+        process.stderr.close()
+    assert process.returncode == 0, "".join(lines)
