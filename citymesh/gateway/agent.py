@@ -201,8 +201,14 @@ class GatewayAgent:
                 )
         if not valid:
             return
-        await self.in_buffer(self.buffer.append, valid)
-        self.readings_accepted += len(valid)
+
+        def commit() -> None:
+            self.buffer.append(valid)
+            # Counted in the buffer's thread: a stop that cancels this await
+            # after the commit must still count what the buffer now holds.
+            self.readings_accepted += len(valid)
+
+        await self.in_buffer(commit)
         self.schedule.on_accept(time.monotonic())
         self.wake.set()
 
