@@ -75,9 +75,9 @@ def _now_ms() -> int:
 class Collector:
     """Subscribes to every gateway's uplink topics and stores valid readings.
 
-    Use as an async context manager: entering starts the receive and write
-    loops; leaving stops receiving, then writes every accepted batch before
-    returning, so no accepted reading is lost on a clean stop.
+    Use it as an async context manager. Entering starts the receive and write
+    loops. Leaving stops receiving and then writes every accepted batch, so a
+    clean stop loses no accepted reading.
     """
 
     def __init__(
@@ -326,7 +326,7 @@ class Collector:
                 )
                 future = self._pending.pop(response.id, None)
                 if future is None:
-                    # With shared subscriptions every member sees every response.
+                    # With shared subscriptions every member receives every response.
                     logger.debug(
                         "response %s from gateway %s matches no pending command",
                         response.id,
@@ -410,13 +410,11 @@ class Collector:
                     "device": item.device,
                 },
             )
+            # One conversion serves both columns: timestamps are validated to
+            # lie below 2**53 ms, so float64 holds them exactly.
             points = np.asarray(item.points, dtype=np.float64).reshape(-1, 2)
             blocks.append(
-                PointsBlock(
-                    meta,
-                    np.asarray([p[0] for p in item.points], dtype=np.int64),
-                    points[:, 1].copy(),
-                )
+                PointsBlock(meta, points[:, 0].astype(np.int64), points[:, 1].copy())
             )
             refs.append(
                 SensorRef(tenant, batch.site, gateway, item.device, item.quantity, step)

@@ -14,7 +14,7 @@ from citymesh.transport.address import BrokerAddress, parse_broker_url
 
 ENV_PREFIX = "CITYMESH_"
 
-# Not 1883: a local Mosquitto usually holds that port.
+# Not 1883, because a local Mosquitto usually listens on that port.
 DEFAULT_EMBEDDED_PORT = 11883
 
 
@@ -23,7 +23,7 @@ class _Section(BaseModel):
 
 
 class BrokerSettings(_Section):
-    """Which MQTT broker the collector uses."""
+    """The MQTT broker the collector uses."""
 
     mode: Literal["embedded", "external"] = "embedded"
     url: str = "mqtt://127.0.0.1:1883"
@@ -68,7 +68,7 @@ class BrokerSettings(_Section):
 
 
 class HttpSettings(_Section):
-    """Where the HTTP API and dashboard listen."""
+    """The address of the HTTP API and dashboard."""
 
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
@@ -95,13 +95,13 @@ class SecuritySettings(_Section):
     broker_auth: bool = True
     """Whether the embedded broker checks logins and topics against the registry."""
     mosquitto_dir: Path | None = None
-    """Where to keep Mosquitto's password and ACL files in sync with the registry."""
+    """Location of the Mosquitto password and ACL files synced from the registry."""
     mosquitto_pid_file: Path | None = None
     """Mosquitto's pid file; it gets SIGHUP to reload after each change."""
 
 
 class CollectorSettings(_Section):
-    """How the collector receives and writes."""
+    """Receiving and write batching of the collector."""
 
     client_id: str = "citymesh-collector"
     tenant: str = "+"

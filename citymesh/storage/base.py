@@ -69,7 +69,7 @@ class LatestValue:
 
 
 class TimeSeriesStore(Protocol):
-    """What the collector, the query engine and the API need from a store."""
+    """The store operations the collector, the query engine and the API use."""
 
     def write(self, blocks: Sequence[PointsBlock]) -> int:
         """Store all blocks in one transaction and return the points newly added.
@@ -110,7 +110,7 @@ class TimeSeriesStore(Protocol):
         reads that rollup (one value per bucket, stamped with the bucket
         start), and None picks per series the finest archive that covers
         start_ms, as `resolution_for` does. Each result's `resolution_s`
-        says which archive it came from, so a caller places the values on a
+        names the archive it came from, so a caller places the values on a
         grid of max(series step, resolution_s). Unknown names are left out.
         """
         ...
@@ -118,7 +118,7 @@ class TimeSeriesStore(Protocol):
     def resolution_for(
         self, name: str, start_ms: int, now_ms: int | None = None
     ) -> int:
-        """Return the finest archive of a series that still holds start_ms.
+        """Return the finest archive of a series that still contains start_ms.
 
         0 means raw points. A series whose retention rule has no archive
         reaching back that far gets its coarsest rollup, as whisper does.
