@@ -28,9 +28,9 @@ PNUM_SENSOR = 0x5E
 FRC_DATA_BYTES = 55
 FRC_EXTRA_BYTES = 9
 
-# Standard Sensor type -> citymesh quantity. Types not listed are decoded but
-# not forwarded, because the protocol's quantity catalogue has no name for them.
-# TODO: add catalogue quantities (VOC, PM, CO, power and others) to forward them.
+# Standard Sensor type -> citymesh quantity. The types left out carry no single
+# number (date and time, action codes, 30-bit binary data, 4-byte and block
+# data), so they are decoded but not forwarded as readings.
 QUANTITY_OF_TYPE: dict[SensorTypes, str] = {
     SensorTypes.TEMPERATURE: "temperature",
     SensorTypes.TEMPERATURE_FLOAT: "temperature",
@@ -42,7 +42,50 @@ QUANTITY_OF_TYPE: dict[SensorTypes, str] = {
     SensorTypes.EXTRA_LOW_VOLTAGE: "voltage",
     SensorTypes.BINARYDATA7: "binary",
     SensorTypes.BINARY_INPUT: "binary",
+    SensorTypes.VOC: "voc",
+    SensorTypes.TVOC: "tvoc",
+    SensorTypes.EARTHS_MAGNETIC_FIELD: "magnetic_field",
+    SensorTypes.CURRENT: "current",
+    SensorTypes.POWER: "power",
+    SensorTypes.MAINS_FREQUENCY: "mains_frequency",
+    SensorTypes.TIMESPAN: "timespan",
+    SensorTypes.TIMESPAN_LONG: "timespan",
+    SensorTypes.NO2: "no2",
+    SensorTypes.SO2: "so2",
+    SensorTypes.CO: "co",
+    SensorTypes.O3: "o3",
+    SensorTypes.NH3: "nh3",
+    SensorTypes.METHANE: "methane",
+    SensorTypes.NOX: "nox",
+    SensorTypes.COLOR_TEMPERATURE: "color_temperature",
+    SensorTypes.PARTICULATES_PM1: "pm1",
+    SensorTypes.PARTICULATES_PM2_5: "pm2_5",
+    SensorTypes.PARTICULATES_PM4: "pm4",
+    SensorTypes.PARTICULATES_PM10: "pm10",
+    SensorTypes.PARTICULATES_PM40: "pm40",
+    SensorTypes.SOUND_PRESSURE_LEVEL: "sound_pressure_level",
+    SensorTypes.ALTITUDE: "altitude",
+    SensorTypes.ACCELERATION: "acceleration",
+    SensorTypes.SHORT_LENGTH: "length",
+    SensorTypes.LENGTH: "length",
+    SensorTypes.ACTIVITY_CONCENTRATION: "activity_concentration",
+    SensorTypes.POWER_FACTOR: "power_factor",
+    SensorTypes.UV_INDEX: "uv_index",
+    SensorTypes.PH: "ph",
+    SensorTypes.RSSI: "rssi",
+    SensorTypes.CONSUMPTION: "consumption",
+    SensorTypes.LATITUDE: "latitude",
+    SensorTypes.LONGITUDE: "longitude",
 }
+NOT_FORWARDED_TYPES = frozenset(
+    {
+        SensorTypes.ACTION,
+        SensorTypes.BINARYDATA30,
+        SensorTypes.DATETIME,
+        SensorTypes.FOUR_BYTES,
+        SensorTypes.DATA_BLOCK,
+    }
+)
 
 # Why a reading is missing, by FRC status value.
 FRC_ERROR_REASONS: dict[SensorFrcErrors, str] = {

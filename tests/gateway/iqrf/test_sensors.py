@@ -168,3 +168,19 @@ def test_iqrfpy_frc_vectors() -> None:
                 assert value.value == wanted, case["origin"]
         checked += 1
     assert checked == 6
+
+
+@pytest.mark.parametrize("sensor_type", list(SensorTypes), ids=lambda t: t.name)
+def test_sensor_type_maps_to_catalogue_unit(sensor_type: SensorTypes) -> None:
+    from iqrfpy.utils.sensor_parser import get_sensor_class
+
+    from citymesh.gateway.iqrf.sensors import NOT_FORWARDED_TYPES, QUANTITY_OF_TYPE
+    from citymesh.protocol.quantities import QUANTITIES
+
+    if sensor_type in NOT_FORWARDED_TYPES:
+        assert sensor_type not in QUANTITY_OF_TYPE
+        return
+    quantity = QUANTITIES[QUANTITY_OF_TYPE[sensor_type]]
+    # iqrfpy writes the degree sign of °C as U+02DA (ring above).
+    expected = get_sensor_class(sensor_type).unit.replace("\u02da", "°")
+    assert quantity.unit == expected
