@@ -3,13 +3,19 @@
 The replay speed is computed from the recorded data sets so that their
 readings, looped, arrive at the target rate. The rate actually published is
 measured by subscribing to the gateway's readings topic on Mosquitto.
+
+`python -m bench.gateway_load` prints the startup RSS: the resident memory of
+a gateway that opened every data set, connected and has nothing left to send.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
+import statistics
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -19,6 +25,7 @@ import paho.mqtt.client as paho
 import psutil
 from paho.mqtt.enums import CallbackAPIVersion
 
+import bench.citymesh_server as citymesh_server
 from bench.citymesh_server import (
     MOSQUITTO_HOST,
     MOSQUITTO_PORT,
@@ -35,6 +42,11 @@ logger = logging.getLogger(__name__)
 
 SOURCES = ("occupancy", "pedestrian", "traffic")
 SAMPLE_INTERVAL_S = 0.5
+# How long an idle gateway may take to connect and send its birth message.
+STARTUP_TIMEOUT_S = 60.0
+# Wait after the birth message before reading the startup RSS, so that the
+# one replayed row per source is committed and sent.
+STARTUP_SETTLE_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,26 +115,8 @@ def run_gateway(
     tenant = f"bench{os.getpid()}"
     gateway = "w5"
     speed = rate / readings_per_recorded_second()
-    config = workdir / "gateway.toml"
-    config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(
-        server_config(
-            {
-                "mqtt": {
-                    "url": f"mqtt://{MOSQUITTO_HOST}:{MOSQUITTO_PORT}",
-                    "client_id": f"citymesh-bench-w5-{os.getpid()}",
-                },
-                "replay": {"speed": round(speed, 3), "timestamps": "now", "loop": True},
-            },
-            {
-                "tenant": tenant,
-                "site": "bench",
-                "gateway": gateway,
-                "data_dir": str(workdir / "gateway-data"),
-                "log_level": "WARNING",
-            },
-        )
-    )
+    replay = {"speed": round(speed, 3), "timestamps": "now", "loop": True}
+    config = _write_config(workdir, tenant, gateway, replay)
     counter = _Counter(tenant, gateway)
     process = Process(
         citymesh_command("gateway", "--config", str(config)),
@@ -158,6 +152,72 @@ def run_gateway(
     )
 
 
+def _write_config(
+    workdir: Path, tenant: str, gateway: str, replay: dict[str, object]
+) -> Path:
+    config = workdir / "gateway.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(
+        server_config(
+            {
+                "mqtt": {
+                    "url": f"mqtt://{MOSQUITTO_HOST}:{MOSQUITTO_PORT}",
+                    "client_id": f"citymesh-bench-w5-{os.getpid()}",
+                },
+                "replay": replay,
+            },
+            {
+                "tenant": tenant,
+                "site": "bench",
+                "gateway": gateway,
+                "data_dir": str(workdir / "gateway-data"),
+                "log_level": "WARNING",
+            },
+        )
+    )
+    return config
+
+
+def startup_rss(workdir: Path) -> float:
+    """Return the RSS in MiB of an idle `citymesh gateway` once it is connected.
+
+    The gateway opens every data set but replays one row of each, without
+    looping, so afterwards it only keeps its connection and status.
+    """
+    tenant = f"bench{os.getpid()}"
+    gateway = "w5"
+    replay = {"limit": 1, "timestamps": "recorded", "loop": False}
+    config = _write_config(workdir, tenant, gateway, replay)
+    born = threading.Event()
+    client = paho.Client(CallbackAPIVersion.VERSION2, clean_session=True)
+    client.on_message = lambda *_: born.set()
+    client.connect(MOSQUITTO_HOST, MOSQUITTO_PORT)
+    client.subscribe(topic_for(tenant, gateway, Channel.BIRTH), qos=1)
+    client.loop_start()
+    process = Process(
+        citymesh_command("gateway", "--config", str(config)),
+        workdir / "gateway.log",
+        env=SUBPROCESS_ENV,
+    )
+    try:
+        if not born.wait(STARTUP_TIMEOUT_S):
+            raise BenchError(
+                f"citymesh gateway sent no birth message within "
+                f"{STARTUP_TIMEOUT_S:.0f} s:\n{process.tail()}"
+            )
+        time.sleep(STARTUP_SETTLE_S)
+        if process.popen.poll() is not None:
+            raise BenchError(f"citymesh gateway exited early:\n{process.tail()}")
+        rss = psutil.Process(process.pid).memory_info().rss
+    finally:
+        process.stop()
+        client.loop_stop()
+        client.disconnect()
+        _clear_retained(tenant, gateway)
+        clear_mqtt_session(f"citymesh-bench-w5-{os.getpid()}")
+    return rss / 2**20
+
+
 def _clear_retained(tenant: str, gateway: str) -> None:
     """Remove the retained birth, status and death the gateway left on Mosquitto."""
     client = paho.Client(CallbackAPIVersion.VERSION2, clean_session=True)
@@ -168,3 +228,28 @@ def _clear_retained(tenant: str, gateway: str) -> None:
     time.sleep(0.5)
     client.loop_stop()
     client.disconnect()
+
+
+def main() -> None:
+    """Print the startup RSS of `citymesh gateway`: the median of --runs runs."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--runs", type=int, default=3, help="runs (default 3)")
+    parser.add_argument(
+        "--citymesh-src",
+        type=Path,
+        help="measure this citymesh source tree instead of the installed package",
+    )
+    args = parser.parse_args()
+    if args.citymesh_src is not None:
+        citymesh_server.SOURCE_DIR = args.citymesh_src.resolve()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    with tempfile.TemporaryDirectory(prefix="citymesh-bench-startup-") as tmp:
+        figures = [startup_rss(Path(tmp) / f"run{run}") for run in range(args.runs)]
+    print(
+        f"citymesh gateway startup RSS: median {statistics.median(figures):.1f} MiB "
+        f"(min {min(figures):.1f}, max {max(figures):.1f}, {args.runs} runs)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -3,26 +3,83 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 from collections.abc import Callable, Coroutine
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import typer
-from rich.console import Console
-from rich.markup import escape
+from typer.core import TyperGroup
 
-from citymesh.admin_cli import admin_app, enroll
-from citymesh.config import load_settings
 from citymesh.errors import CitymeshError
-from citymesh.gateway import settings as gateway_settings_module
-from citymesh.gateway.settings import GatewaySettings, ReplaySettings
-from citymesh.server import settings as server_settings_module
-from citymesh.server.settings import ServerSettings
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    # typer 0.29 vendors click as typer._click, whose types TyperGroup uses.
+    from typer._click import Command, Context
+
+# A gateway runs on small boards, so `citymesh gateway` loads only the gateway
+# package: the data-centre side (server settings, storage with numpy, the
+# registry) and rich are imported inside the commands that use them.
 
 logger = logging.getLogger(__name__)
+
+
+def _admin_command() -> Command:
+    from citymesh.admin_cli import admin_app
+
+    # Built inside a holder so that it gets the root's plain help, as a group
+    # added with add_typer would.
+    holder = typer.Typer(rich_markup_mode=None, add_completion=False)
+    holder.add_typer(admin_app, name="admin")
+    group = typer.main.get_command(holder)
+    assert isinstance(group, TyperGroup)
+    return group.commands["admin"]
+
+
+def _enroll_command() -> Command:
+    from citymesh.admin_cli import enroll
+
+    holder = typer.Typer(rich_markup_mode=None, add_completion=False)
+    holder.command("enroll")(enroll)
+    return typer.main.get_command(holder)
+
+
+class _LazyGroup(TyperGroup):
+    """A command group whose `lazy_commands` are imported when first looked up."""
+
+    lazy_commands: ClassVar[dict[str, Callable[[], Command]]] = {}
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        """Return the eager commands, then the lazy ones not yet loaded."""
+        loaded = super().list_commands(ctx)
+        return [*loaded, *(name for name in self.lazy_commands if name not in loaded)]
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        """Return a command, importing and adding a lazy one on first use."""
+        command = super().get_command(ctx, cmd_name)
+        load = self.lazy_commands.get(cmd_name)
+        if command is None and load is not None:
+            command = load()
+            self.add_command(command, cmd_name)
+        return command
+
+
+class _RootGroup(_LazyGroup):
+    lazy_commands: ClassVar[dict[str, Callable[[], Command]]] = {
+        "admin": _admin_command
+    }
+
+
+class _GatewayGroup(_LazyGroup):
+    lazy_commands: ClassVar[dict[str, Callable[[], Command]]] = {
+        "enroll": _enroll_command
+    }
+
 
 app = typer.Typer(
     help="citymesh: sensor meshes, gateways, MQTT, a time-series store, dashboards.",
@@ -30,8 +87,22 @@ app = typer.Typer(
     add_completion=False,
     # Help texts name settings such as `[http] port`, which are not markup.
     rich_markup_mode=None,
+    cls=_RootGroup,
 )
-console = Console(stderr=True)
+
+
+@functools.cache
+def _console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _print_error(message: str) -> None:
+    """Print `message` as an error, with rich markup in it shown literally."""
+    from rich.markup import escape
+
+    _console().print(f"[red]error:[/red] {escape(message)}")
 
 
 class Timestamps(StrEnum):
@@ -70,9 +141,9 @@ def _run(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
 
         def request_stop(signame: str) -> None:
             if stop.is_set():
-                console.print("[red]second signal: aborting[/red]")
+                _console().print("[red]second signal: aborting[/red]")
                 raise SystemExit(130)
-            console.print(
+            _console().print(
                 f"[yellow]{signame}: stopping cleanly (again to abort)[/yellow]"
             )
             stop.set()
@@ -84,7 +155,7 @@ def _run(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
     try:
         asyncio.run(wrapper())
     except CitymeshError as exc:
-        console.print(f"[red]error:[/red] {escape(str(exc))}")
+        _print_error(str(exc))
         raise typer.Exit(2) from None
 
 
@@ -142,6 +213,7 @@ def demo(
 ) -> None:
     """Run the whole platform on this machine, replaying real recorded sensor data."""
     from citymesh.demo import demo_iqrf_settings, demo_settings, run_demo
+    from citymesh.gateway.settings import ReplaySettings
     from citymesh.server.runner import DataCentre
 
     _setup_logging(log_level.upper())
@@ -153,11 +225,11 @@ def demo(
             loop=loop and timestamps == Timestamps.now,
         )
     except ValueError as exc:
-        console.print(f"[red]error:[/red] {escape(str(exc))}")
+        _print_error(str(exc))
         raise typer.Exit(2) from None
 
     def ready(centre: DataCentre, admin_key: str) -> None:
-        console.print(
+        _console().print(
             f"\n[bold green]citymesh demo running[/bold green]\n"
             f"  dashboard:  {centre.http_url}/\n"
             f"  API docs:   {centre.http_url}/docs\n"
@@ -175,7 +247,7 @@ def demo(
         try:
             iqrf = demo_iqrf_settings(scenario.value, floor_plan_dir, speed)
         except CitymeshError as exc:
-            console.print(f"[red]error:[/red] {escape(str(exc))}")
+            _print_error(str(exc))
             raise typer.Exit(2) from None
     _run(lambda stop: run_demo(settings, replay, stop, on_ready=ready, iqrf=iqrf))
 
@@ -191,7 +263,11 @@ def server(
     ] = None,
 ) -> None:
     """Run the data-centre side: broker, collector, store and HTTP API."""
+    from citymesh.config import load_settings
+    from citymesh.gateway import settings as gateway_settings_module
+    from citymesh.server import settings as server_settings_module
     from citymesh.server.runner import DataCentre
+    from citymesh.server.settings import ServerSettings
 
     overrides: dict[str, Any] = {}
     if http_port is not None:
@@ -205,14 +281,14 @@ def server(
             env_exclude=(gateway_settings_module.ENV_PREFIX,),
         )
     except CitymeshError as exc:
-        console.print(f"[red]error:[/red] {escape(str(exc))}")
+        _print_error(str(exc))
         raise typer.Exit(2) from None
     _setup_logging(settings.log_level)
 
     async def main(stop: asyncio.Event) -> None:
         option = "--http-port, [http] port or CITYMESH_HTTP__PORT"
         async with DataCentre(settings, http_option=option) as centre:
-            console.print(
+            _console().print(
                 "[bold green]citymesh server running[/bold green]: "
                 f"API {centre.http_url}/ "
                 f"MQTT {centre.broker_address}"
@@ -225,10 +301,9 @@ def server(
 gateway_app = typer.Typer(
     help="Run a gateway agent, or enrol it with `citymesh gateway enroll`.",
     invoke_without_command=True,
+    cls=_GatewayGroup,
 )
-gateway_app.command("enroll")(enroll)
 app.add_typer(gateway_app, name="gateway")
-app.add_typer(admin_app, name="admin")
 
 
 @gateway_app.callback()
@@ -251,14 +326,17 @@ def gateway(
     """Run a gateway agent that forwards recorded data or an IQRF network's readings."""
     if ctx.invoked_subcommand is not None:
         return
+    from citymesh.config import load_settings
+    from citymesh.gateway import settings as gateway_settings_module
     from citymesh.gateway.runner import run_gateway
+    from citymesh.gateway.settings import GatewaySettings
 
     try:
         settings = load_settings(
             GatewaySettings, config, gateway_settings_module.ENV_PREFIX
         )
     except CitymeshError as exc:
-        console.print(f"[red]error:[/red] {escape(str(exc))}")
+        _print_error(str(exc))
         raise typer.Exit(2) from None
     _setup_logging(settings.log_level)
 

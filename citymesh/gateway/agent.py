@@ -17,6 +17,7 @@ from citymesh import __version__
 from citymesh.gateway.buffer import ReadingBuffer
 from citymesh.gateway.commands import CommandDispatcher
 from citymesh.gateway.encoding import BatchEncoder, reading_problem
+from citymesh.gateway.intake import Intake
 from citymesh.gateway.schedule import SendSchedule
 from citymesh.gateway.settings import GatewaySettings
 from citymesh.gateway.sources import RecordedReading
@@ -37,6 +38,9 @@ T = TypeVar("T")
 
 # Invalid readings are logged the first time and then every this many.
 REJECTION_LOG_EVERY = 1000
+# Readings waiting for their group commit at most; beyond that the source
+# waits. Ten of the default batches, about 1.3 MB as Python objects.
+MAX_PENDING_READINGS = 10_000
 
 
 def wall_clock_ms() -> int:
@@ -84,6 +88,12 @@ class GatewayAgent:
         self._io = concurrent.futures.ThreadPoolExecutor(
             1, thread_name_prefix=f"gateway-buffer-{settings.gateway}"
         )
+        self.intake = Intake(
+            self._commit,
+            settings.buffer.commit_interval_ms / 1000,
+            publish.batch_max_points,
+            MAX_PENDING_READINGS,
+        )
         self._control: dict[Channel, tuple[bytes, bool]] = {}
         self.wake = asyncio.Event()
         self.source_done = asyncio.Event()
@@ -130,6 +140,9 @@ class GatewayAgent:
                 acceptor = group.create_task(
                     self._accept_loop(readings), name="gateway-acceptor"
                 )
+                committer = group.create_task(
+                    self.intake.run(), name="gateway-committer"
+                )
                 publisher = group.create_task(
                     self._uplink.run(), name="gateway-publisher"
                 )
@@ -141,8 +154,10 @@ class GatewayAgent:
                 )
                 for waiter in waiters:
                     waiter.cancel()
+                # The acceptor commits what it queued before it ends.
                 acceptor.cancel()
                 await asyncio.gather(acceptor, return_exceptions=True)
+                committer.cancel()
                 self.stopping.set()
                 self.wake.set()
         except ExceptionGroup as group:
@@ -176,14 +191,25 @@ class GatewayAgent:
     ) -> None:
         try:
             async for chunk in readings:
-                await self.accept(chunk)
+                valid = self._check(chunk)
+                if valid:
+                    await self.intake.put(valid)
         finally:
+            # source_done is set after the flush, because exit_when_done ends
+            # the run once the source is done and the buffer is empty.
+            await self.intake.flush()
             self.source_done.set()
             self.wake.set()
             logger.info("gateway %s: reading source finished", self.settings.gateway)
 
     async def accept(self, readings: Sequence[RecordedReading]) -> None:
-        """Check readings and commit the valid ones to the buffer."""
+        """Check readings and commit the valid ones to the buffer now."""
+        valid = self._check(readings)
+        if valid:
+            await self._commit(valid)
+
+    def _check(self, readings: Sequence[RecordedReading]) -> list[RecordedReading]:
+        """Return the valid readings, counting and logging the others."""
         valid = []
         for reading in readings:
             problem = reading_problem(reading)
@@ -199,9 +225,9 @@ class GatewayAgent:
                     self.readings_rejected,
                     problem,
                 )
-        if not valid:
-            return
+        return valid
 
+    async def _commit(self, valid: list[RecordedReading]) -> None:
         def commit() -> None:
             self.buffer.append(valid)
             # Counted in the buffer's thread: a stop that cancels this await

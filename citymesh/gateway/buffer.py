@@ -12,7 +12,8 @@ Durability: commits that accept readings or form a batch run with
 deletes after an acknowledgement run with `synchronous=NORMAL`, because losing
 one only makes the batch go out again, and the collector drops it by sequence
 number. A power cut therefore loses at most the readings of the one append that
-was being committed.
+was being committed, besides those the agent had not yet handed to `append`
+(citymesh/gateway/intake.py).
 
 Bounds: the database file may not grow past `max_bytes` (SQLite's
 `max_page_count`), and readings older than `max_age_s` are dropped. When a write
@@ -28,11 +29,11 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
 from citymesh.errors import CitymeshError
+from citymesh.gateway.drops import Drop, DropLog
 from citymesh.gateway.sources import RecordedReading
 
 logger = logging.getLogger(__name__)
@@ -91,31 +92,8 @@ class BufferedBatch:
     payload: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Drop:
-    """Readings deleted unsent, with the span of their measurement times."""
-
-    count: int
-    first_ms: int
-    last_ms: int
-
-    def merge(self, other: Drop) -> Drop:
-        """Return one drop covering both."""
-        return Drop(
-            self.count + other.count,
-            min(self.first_ms, other.first_ms),
-            max(self.last_ms, other.last_ms),
-        )
-
-
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def _iso(timestamp_ms: int) -> str:
-    return datetime.fromtimestamp(timestamp_ms / 1000, UTC).isoformat(
-        timespec="seconds"
-    )
 
 
 def _is_full(exc: sqlite3.Error) -> bool:
@@ -180,9 +158,7 @@ class ReadingBuffer:
             )
         }
         self._next_age_check_ms = 0
-        self.dropped_total = 0
-        # Drops since the episode began; None while nothing is being dropped.
-        self._episode: Drop | None = None
+        self._drops = DropLog(path)
         logger.info(
             "gateway buffer %s opened: %d readings, %d unacknowledged batches, "
             "next sequence number %d",
@@ -196,6 +172,11 @@ class ReadingBuffer:
     def next_seq(self) -> int:
         """Return the sequence number the next formed batch gets."""
         return self._next_seq
+
+    @property
+    def dropped_total(self) -> int:
+        """Return the number of readings dropped unsent since the buffer opened."""
+        return self._drops.total
 
     @property
     def unacked_count(self) -> int:
@@ -232,7 +213,7 @@ class ReadingBuffer:
 
     def _drop_incoming(self, rows: list[tuple[int, str, str, int, float]]) -> None:
         stamps = [row[3] for row in rows]
-        self._record_drop(Drop(len(rows), min(stamps), max(stamps)))
+        self._drops.record(Drop(len(rows), min(stamps), max(stamps)))
 
     def oldest_accepted_ms(self) -> int | None:
         """Return when the oldest buffered reading was accepted, or None if empty."""
@@ -340,18 +321,7 @@ class ReadingBuffer:
         Every acknowledgement and `close` call this, so a drop after the link
         came back starts a new episode.
         """
-        episode, self._episode = self._episode, None
-        if episode is not None:
-            logger.warning(
-                "gateway buffer %s dropped %d readings measured from %s to %s "
-                "(%d dropped since start)",
-                self.path,
-                episode.count,
-                _iso(episode.first_ms),
-                _iso(episode.last_ms),
-                self.dropped_total,
-            )
-        return episode
+        return self._drops.end_episode()
 
     def _forget(self, seq: int) -> None:
         self._db.execute("DELETE FROM batches WHERE seq = ?", (seq,))
@@ -489,20 +459,8 @@ class ReadingBuffer:
         if not count:
             return False
         self.count -= int(count)
-        self._record_drop(Drop(int(count), int(first_ms), int(last_ms)))
+        self._drops.record(Drop(int(count), int(first_ms), int(last_ms)))
         return True
-
-    def _record_drop(self, drop: Drop) -> None:
-        self.dropped_total += drop.count
-        if self._episode is None:
-            logger.warning(
-                "gateway buffer %s is full or its readings expired: dropping the "
-                "oldest readings until the broker acknowledges again",
-                self.path,
-            )
-            self._episode = drop
-        else:
-            self._episode = self._episode.merge(drop)
 
     def _check_age(self) -> None:
         now = self._clock()

@@ -14,11 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
 from citymesh.errors import ConfigError
 from citymesh.protocol.names import is_identifier
 
@@ -40,6 +35,13 @@ def parse_certificate_name(common_name: str) -> tuple[str, str] | None:
 
 def make_client_key(tenant: str, gateway: str) -> tuple[bytes, bytes]:
     """Create a P-256 key and a CSR naming the gateway; return both as PEM."""
+    # Imported here because the gateway's MQTT link loads this module, and a
+    # running gateway needs no cryptography (7 MB resident in version 48).
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name(
         [x509.NameAttribute(NameOID.COMMON_NAME, certificate_name(tenant, gateway))]

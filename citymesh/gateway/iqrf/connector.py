@@ -33,7 +33,8 @@ from iqrfpy.peripherals.sensor import requests as sensor
 from iqrfpy.peripherals.sensor import responses as sensor_responses
 from iqrfpy.utils.dpa import ResponseCodes
 
-from citymesh.gateway.iqrf.dpa import MAX_NODE_ADDRESS, RETRYABLE_RCODES, rcode_name
+from citymesh.gateway.iqrf.addresses import MAX_NODE_ADDRESS
+from citymesh.gateway.iqrf.dpa import RETRYABLE_RCODES, rcode_name
 from citymesh.gateway.iqrf.errors import DpaError, DpaTimeout
 from citymesh.gateway.iqrf.network import NodeState
 from citymesh.gateway.iqrf.sensors import (

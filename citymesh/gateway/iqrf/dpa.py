@@ -17,9 +17,6 @@ from iqrfpy.utils.dpa import ResponseCodes
 
 logger = logging.getLogger(__name__)
 
-COORDINATOR = 0
-BROADCAST = 255
-MAX_NODE_ADDRESS = 239
 # Any HWPID: the node accepts the request whatever its hardware profile.
 HWPID_ANY = 0xFFFF
 # A response header is NADR(2) PNUM PCMD HWPID(2) ErrN DpaValue.

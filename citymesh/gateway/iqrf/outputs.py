@@ -17,8 +17,9 @@ from iqrfpy.peripherals.ledg import responses as ledg_responses
 from iqrfpy.peripherals.ledr import requests as ledr
 from iqrfpy.peripherals.ledr import responses as ledr_responses
 
+from citymesh.gateway.iqrf.addresses import MAX_NODE_ADDRESS
 from citymesh.gateway.iqrf.connector import IqrfConnector
-from citymesh.gateway.iqrf.dpa import MAX_NODE_ADDRESS, to_hex
+from citymesh.gateway.iqrf.dpa import to_hex
 
 logger = logging.getLogger(__name__)
 

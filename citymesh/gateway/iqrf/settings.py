@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from citymesh.gateway.iqrf.dpa import MAX_NODE_ADDRESS
+from citymesh.gateway.iqrf.addresses import MAX_NODE_ADDRESS
 
 # Files a simulator scenario reads from `plan_dir`; austin needs them only
 # when a folder is given, ulb_library always.

@@ -13,13 +13,8 @@ from dataclasses import dataclass
 
 from iqrfpy.utils.dpa import ResponseCodes
 
-from citymesh.gateway.iqrf.dpa import (
-    BROADCAST,
-    COORDINATOR,
-    HWPID_ANY,
-    bitmap_to_nodes,
-    nodes_to_bitmap,
-)
+from citymesh.gateway.iqrf.addresses import BROADCAST, COORDINATOR
+from citymesh.gateway.iqrf.dpa import HWPID_ANY, bitmap_to_nodes, nodes_to_bitmap
 from citymesh.gateway.iqrf.sensors import FRC_DATA_BYTES, PNUM_SENSOR
 from citymesh.gateway.iqrf.sim import encoding
 from citymesh.gateway.iqrf.sim.mesh import SimNode, SimSensor, SimulatedMesh
