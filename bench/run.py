@@ -24,7 +24,7 @@ from pathlib import Path
 import bench.citymesh_server as citymesh_server
 from bench.citymesh_server import CitymeshServer
 from bench.fleet import STEP_S, plaintext_load
-from bench.gateway_load import run_gateway
+from bench.gateway_load import run_gateway, startup_rss
 from bench.mqtt_load import build_history, latency, throughput
 from bench.peers import Graphite, InfluxDB, VictoriaMetrics, ensure_packages
 from bench.procs import BenchError, Process
@@ -258,6 +258,8 @@ def run_gateway_workload(sizes: Sizes, workdir: Path, results: Results) -> None:
         results.add(
             "W5 gateway CPU", "citymesh", result.cpu_percent, "% of one core", False
         )
+        idle = startup_rss(workdir / f"run{run}" / "w5-idle")
+        results.add("W5 gateway RSS idle", "citymesh", idle, "MiB", False)
 
 
 def _machine() -> str:
