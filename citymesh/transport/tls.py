@@ -9,6 +9,7 @@ the gateway's private key never leaves it.
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,46 @@ def client_context(
         ) from exc
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
+
+
+# TLS alerts by which a broker refuses the client certificate itself; a retry
+# with the same certificate meets the same alert.
+_CERTIFICATE_ALERTS = {
+    "SSLV3_ALERT_CERTIFICATE_REVOKED": "the certificate is revoked",
+    "SSLV3_ALERT_CERTIFICATE_EXPIRED": "the certificate has expired",
+    "SSLV3_ALERT_BAD_CERTIFICATE": "the certificate is malformed or mis-signed",
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN": "the certificate is not accepted",
+    "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE": "the certificate type is not supported",
+    "TLSV1_ALERT_UNKNOWN_CA": "the certificate is signed by a CA the broker "
+    "does not trust",
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED": "the broker requires a client certificate",
+}
+
+
+def certificate_refusal(
+    host: str, port: int, context: ssl.SSLContext, timeout_s: float = 3.0
+) -> str | None:
+    """Tell why a TLS broker refuses our client certificate, or None if it does not.
+
+    MQTT clients report such a refusal as a bare timeout or disconnect. With
+    TLS 1.3 the broker checks the certificate after the client's handshake has
+    finished, so the alert only shows on the first read; this probe makes one
+    handshake and one read to see it. Connection errors and timeouts give None.
+    """
+    try:
+        with (
+            socket.create_connection((host, port), timeout_s) as raw,
+            context.wrap_socket(raw, server_hostname=host) as tls,
+        ):
+            tls.settimeout(timeout_s)
+            tls.recv(1)
+    except ssl.SSLError as exc:
+        reason = exc.reason or ""
+        meaning = _CERTIFICATE_ALERTS.get(reason)
+        return None if meaning is None else f"{meaning} ({reason})"
+    except OSError:
+        return None
+    return None
 
 
 @dataclass(frozen=True, slots=True)
