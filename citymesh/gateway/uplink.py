@@ -105,7 +105,7 @@ class Uplink:
                 refusal = None
                 if tls_context is not None and mqtt.certfile is not None:
                     # A refused client certificate arrives as a bare timeout or
-                    # disconnect; one probe handshake tells it from a lost link.
+                    # disconnect; one probe handshake separates it from a lost link.
                     refusal = await asyncio.to_thread(
                         certificate_refusal, address.host, address.port, tls_context
                     )

@@ -104,9 +104,9 @@ def certificate_refusal(
     """Tell why a TLS broker refuses our client certificate, or None if it does not.
 
     MQTT clients report such a refusal as a bare timeout or disconnect. With
-    TLS 1.3 the broker checks the certificate after the client's handshake has
-    finished, so the alert only shows on the first read; this probe makes one
-    handshake and one read to see it. Connection errors and timeouts give None.
+    TLS 1.3 the broker checks the certificate after the client's side of the
+    handshake is done, so the alert shows only on the first read. This probe
+    therefore makes one handshake and one read. Connection errors and timeouts give None.
     """
     try:
         with (
