@@ -109,7 +109,8 @@ def to_floats(
         return np.fromiter(map(float, tokens), np.float64, count), np.ones(
             count, dtype=bool
         )
-    except ValueError:
+    except (ValueError, OverflowError):
+        # OverflowError: a whole number beyond int64, which float still reads.
         if integers:
             return to_floats(tokens)
     floats = np.full(count, np.nan)

@@ -177,9 +177,10 @@ class CarbonSink:
 
     def _write(self, items: list[_Item]) -> int:
         """Resolve paths to series ids and append all items in one store call."""
+        found = [self._lookup(item.parsed.paths) for item in items]
+        self._register_missing(items, found)
         ids_parts, stamps_parts, values_parts = [], [], []
-        for item in items:
-            ids = self._resolve(item)
+        for item, ids in zip(items, found, strict=True):
             keep = ids > 0
             if not keep.all():
                 ids = ids[keep]
@@ -196,37 +197,54 @@ class CarbonSink:
             ids, np.concatenate(stamps_parts), np.concatenate(values_parts)
         )
 
-    def _resolve(self, item: _Item) -> np.ndarray[Any, np.dtype[np.int32]]:
-        paths = item.parsed.paths
+    def _lookup(self, paths: list[bytes]) -> np.ndarray[Any, np.dtype[np.int32]]:
+        """Return the known id of each path, 0 for a path not registered yet."""
         get = self._ids.get
-        found = np.fromiter((get(path, 0) for path in paths), np.int32, len(paths))
-        if found.all():
-            return found
-        missing = np.flatnonzero(found == 0)
+        return np.fromiter((get(path, 0) for path in paths), np.int32, len(paths))
+
+    def _register_missing(
+        self, items: list[_Item], found: list[np.ndarray[Any, np.dtype[np.int32]]]
+    ) -> None:
+        """Register the new paths of all items in one store call; fill their ids.
+
+        One call per write batch matters for a backfill, where every few
+        thousand lines start a new series and each call is a transaction.
+        """
         new: dict[bytes, SeriesMeta] = {}
-        bad = ParsedPoints.empty()
-        for index in missing.tolist():
-            path = paths[index]
-            if path in new:
+        missing_by_item: list[tuple[int, np.ndarray[Any, np.dtype[np.intp]]]] = []
+        for index, (item, ids) in enumerate(zip(items, found, strict=True)):
+            if ids.all():
                 continue
-            reason = self._invalid.get(path)
-            if reason is None:
-                try:
-                    new[path] = self._meta(path)
+            missing = np.flatnonzero(ids == 0)
+            missing_by_item.append((index, missing))
+            bad = ParsedPoints.empty()
+            paths = item.parsed.paths
+            for position in missing.tolist():
+                path = paths[position]
+                if path in new:
                     continue
-                except InvalidName as exc:
-                    reason = str(exc)
-                    if len(self._invalid) < INVALID_CACHE_MAX:
-                        self._invalid[path] = reason
-            bad.reject(INVALID_NAME, path)
-        if new:
-            registered = self._store.register(list(new.values()))
-            for path, series_id in zip(new, registered.tolist(), strict=True):
-                self._ids[path] = series_id
-            found[missing] = [self._ids.get(paths[i], 0) for i in missing.tolist()]
-        if bad.rejected:
-            self.note_rejections(item.sender, bad)
-        return found
+                reason = self._invalid.get(path)
+                if reason is None:
+                    try:
+                        new[path] = self._meta(path)
+                        continue
+                    except InvalidName as exc:
+                        reason = str(exc)
+                        if len(self._invalid) < INVALID_CACHE_MAX:
+                            self._invalid[path] = reason
+                bad.reject(INVALID_NAME, path)
+            if bad.rejected:
+                self.note_rejections(item.sender, bad)
+        if not new:
+            return
+        registered = self._store.register(list(new.values()))
+        for path, series_id in zip(new, registered.tolist(), strict=True):
+            self._ids[path] = series_id
+        for index, missing in missing_by_item:
+            paths = items[index].parsed.paths
+            found[index][missing] = [
+                self._ids.get(paths[position], 0) for position in missing.tolist()
+            ]
 
     def _meta(self, path: bytes) -> SeriesMeta:
         metric = parse_name(path)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from citymesh.query import combine, selection, tags, transform, windows
+from citymesh.query import combine, pushdown, selection, tags, transform, windows
 from citymesh.query.registry import FunctionSpec, Param, ParamType
 
 logger = logging.getLogger(__name__)
@@ -29,9 +29,9 @@ def _req(name: str, kind: ParamType, **options: object) -> Param:
 
 
 def _spec(
-    name: str, group: str, implementation: object, *params: Param
+    name: str, group: str, implementation: object, *params: Param, **extra: object
 ) -> FunctionSpec:
-    return FunctionSpec(name, group, params, implementation)  # type: ignore[arg-type]
+    return FunctionSpec(name, group, params, implementation, **extra)  # type: ignore[arg-type]
 
 
 _WINDOW = (_req("windowSize", _P.INT_OR_INTERVAL), _p("xFilesFactor", _P.FLOAT))
@@ -167,6 +167,7 @@ _SPECS = (
         _req("intervalString", _P.INTERVAL),
         _p("func", _P.AGG_FUNC, "sum"),
         _p("alignToFrom", _P.BOOLEAN, False),
+        pushdown=pushdown.summarize,
     ),
     _spec(
         "smartSummarize",

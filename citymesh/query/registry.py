@@ -106,16 +106,21 @@ class FunctionSpec:
     params: tuple[Param, ...]
     implementation: RenderFunction
     """Called as implementation(context, **bound) with python_name keywords."""
+    pushdown: (
+        Callable[[FunctionSpec, EvalContext, Call], list[TimeSeries] | None] | None
+    ) = None
+    """Computes the call in the store when it can, else returns None."""
 
 
 def bind_arguments(
-    spec: FunctionSpec, call: Call, context: EvalContext
+    spec: FunctionSpec, call: Call, context: EvalContext, evaluate_series: bool = True
 ) -> tuple[dict[str, Any], dict[str, Node]]:
     """Check a call against its spec and evaluate its series arguments.
 
     Returns the keyword arguments for the implementation and the syntax tree
     of each argument by parameter name. Multiple series-list arguments are
-    flattened into one list.
+    flattened into one list. Without `evaluate_series`, series-list
+    arguments are bound to None and only their syntax trees are returned.
     """
     assigned = _assign_nodes(spec, call)
     bound: dict[str, Any] = {}
@@ -132,6 +137,9 @@ def bind_arguments(
             bound[param.python_name] = [] if param.multiple else param.default
             continue
         nodes[param.name] = given[0]
+        if param.type is ParamType.SERIES_LIST and not evaluate_series:
+            bound[param.python_name] = None
+            continue
         converted = [_convert(spec, param, node, context) for node in given]
         if param.type is ParamType.SERIES_LIST:
             flat = [series for value in converted for series in value]

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from citymesh.errors import QueryError
+from citymesh.query import pushdown
 from citymesh.query.functions import FUNCTIONS
 from citymesh.query.grammar import Call, Literal, Node, PathExpression, parse_target
 from citymesh.query.registry import EvalContext, bind_arguments
@@ -40,17 +41,25 @@ def evaluate(
     until_s: int,
     now: int | None = None,
     tz: str | tzinfo | None = None,
+    max_data_points: int | None = None,
 ) -> list[TimeSeries]:
     """Evaluate render targets over (from_s, until_s] in epoch seconds.
 
     Results keep the order of the targets. Blank targets are skipped, and a
     path matching no series contributes nothing. Fetches end at `now` at the
-    latest, as whisper's do. Raises QueryError for an invalid target, an
-    unknown function, a bad argument or an empty range.
+    latest, as whisper's do. With `max_data_points`, the results are
+    consolidated as consolidate_for_display does, and targets that are paths
+    are read already consolidated when the store can aggregate. Raises
+    QueryError for an invalid target, an unknown function, a bad argument or
+    an empty range.
     """
     if from_s >= until_s:
         raise QueryError(
             f"invalid time range: from ({from_s}) must be before until ({until_s})"
+        )
+    if max_data_points is not None and max_data_points < 1:
+        raise QueryError(
+            f"invalid maxDataPoints {max_data_points}: must be a positive integer"
         )
     context = EvalContext(
         store=store,
@@ -60,7 +69,7 @@ def evaluate(
         now=now,
         tz=resolve_tz(tz),
     )
-    results: list[TimeSeries] = []
+    nodes = []
     for target in targets:
         if not target.strip():
             continue
@@ -70,8 +79,17 @@ def evaluate(
                 f"invalid target {target!r}: expected a path or a function call, "
                 f"got the value {node.value!r}"
             )
+        nodes.append(node)
+    if max_data_points is not None:
+        pushed = pushdown.consolidate_paths(context, nodes, max_data_points)
+        if pushed is not None:
+            return pushed
+    results: list[TimeSeries] = []
+    for node in nodes:
         results.extend(evaluate_node(node, context))
     logger.debug("evaluated %d targets into %d series", len(targets), len(results))
+    if max_data_points is not None:
+        return consolidate_for_display(results, max_data_points)
     return results
 
 
@@ -91,6 +109,10 @@ def evaluate_node(node: Node, context: EvalContext) -> list[TimeSeries]:
                 f"unknown function {node.name!r} at position {node.position}; "
                 f"supported functions are {', '.join(sorted(FUNCTIONS))}"
             )
+        if spec.pushdown is not None:
+            pushed = spec.pushdown(spec, context, node)
+            if pushed is not None:
+                return pushed
         bound, nodes = bind_arguments(spec, node, context)
         call_context = dataclasses.replace(context, arg_nodes=nodes, call=node)
         result: list[TimeSeries] = spec.implementation(call_context, **bound)

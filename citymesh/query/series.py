@@ -141,10 +141,25 @@ def fetch_series(
     (`name;tag=value`) are left out unless the pattern names a tag, as
     graphite-web keeps them out of the metric tree.
     """
+    return fetch_metas(store, find_metas(store, pattern), pattern, from_s, until_s)
+
+
+def find_metas(store: TimeSeriesStore, pattern: str) -> list[SeriesMeta]:
+    """Return the series matching a path; tagged ones only if the path has a tag."""
     metas = store.find(pattern)
     if ";" not in pattern:
         metas = [meta for meta in metas if ";" not in meta.name]
-    return fetch_metas(store, metas, pattern, from_s, until_s)
+    return metas
+
+
+def series_step(
+    store: TimeSeriesStore, meta: SeriesMeta, from_s: int
+) -> tuple[int, int]:
+    """Return the (step, archive) at which a fetch from `from_s` reads a series."""
+    # Like graphite-web over whisper, a range that reaches past the raw
+    # retention is read from the finest rollup still holding its start.
+    resolution = store.resolution_for(meta.name, from_s * 1000)
+    return max(meta.step_s, resolution), resolution
 
 
 def fetch_metas(
@@ -155,13 +170,9 @@ def fetch_metas(
     until_s: int,
 ) -> list[TimeSeries]:
     """Read the given series and bucket them for (from_s, until_s]."""
-    # Like graphite-web over whisper, a range that reaches past the raw
-    # retention is read from the finest rollup still holding its start.
     by_step: dict[tuple[int, int], list[SeriesMeta]] = {}
     for meta in metas:
-        resolution = store.resolution_for(meta.name, from_s * 1000)
-        step = max(meta.step_s, resolution)
-        by_step.setdefault((step, resolution), []).append(meta)
+        by_step.setdefault(series_step(store, meta, from_s), []).append(meta)
 
     built: dict[str, TimeSeries] = {}
     for (step, resolution), group in by_step.items():

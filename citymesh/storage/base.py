@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -57,6 +57,79 @@ class SeriesData:
     values: npt.NDArray[np.float64]
     resolution_s: int = 0
     """0 for raw points, else the rollup step; rollup timestamps start buckets."""
+
+
+# Aggregations a BucketReader computes, by graphite-web's canonical names.
+BUCKET_FUNCS = ("average", "sum", "min", "max", "first", "last", "count")
+
+
+@dataclass(frozen=True, slots=True)
+class BucketSpec:
+    """How to aggregate stored points into `count` buckets of equal width.
+
+    The points with start_ms <= t < end_ms of one archive are first placed in
+    slots of `slot_s` seconds from the epoch, where the latest point of a
+    slot wins, as a series' grid is built. Bucket i then aggregates the slots
+    starting in [origin_ms + i * bucket_s * 1000, origin_ms + (i + 1) *
+    bucket_s * 1000) with `func`, skipping NaN values.
+    """
+
+    start_ms: int
+    end_ms: int
+    resolution_s: int
+    """Archive to read: 0 for raw points, else a rollup step."""
+    slot_s: int
+    origin_ms: int
+    """Start of bucket 0; a multiple of slot_s and not after start_ms."""
+    bucket_s: int
+    """Bucket width, a multiple of slot_s."""
+    count: int
+    func: str
+    """One of BUCKET_FUNCS."""
+
+    def __post_init__(self) -> None:
+        slot_ms = self.slot_s * 1000
+        if self.slot_s <= 0 or self.bucket_s <= 0 or self.bucket_s % self.slot_s:
+            raise ValueError(
+                f"bucket width {self.bucket_s}s must be a positive multiple of "
+                f"the slot width {self.slot_s}s"
+            )
+        if self.origin_ms % slot_ms or self.origin_ms > self.start_ms:
+            raise ValueError(
+                f"bucket origin {self.origin_ms} must be a multiple of "
+                f"{slot_ms} ms and not after the read start {self.start_ms}"
+            )
+        if self.func not in BUCKET_FUNCS:
+            raise ValueError(
+                f"invalid bucket function {self.func!r}: use one of "
+                f"{', '.join(BUCKET_FUNCS)}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class BucketValues:
+    """The bucket aggregates of one series: `count` values, NaN where empty."""
+
+    series: SeriesMeta
+    values: npt.NDArray[np.float64]
+
+
+@runtime_checkable
+class BucketReader(Protocol):
+    """A store that aggregates points into buckets itself, so fewer rows leave it."""
+
+    def read_buckets(
+        self, names: Sequence[str], spec: BucketSpec
+    ) -> list[BucketValues] | None:
+        """Return the bucket aggregates of each known named series, in order.
+
+        The values equal placing the points in slots (latest wins) and then
+        aggregating the non-NaN slot values per bucket. Sums and averages may
+        differ in the last bits, because the store adds in its own order.
+        None means the store cannot aggregate (a wrapper around a store that
+        does not), so the caller reads the points instead.
+        """
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -175,41 +176,46 @@ def backfill_rollup(
 
 def compact_ingest(
     con: duckdb.DuckDBPyConnection,
-    max_seq: int,
+    chunk: Mapping[str, npt.NDArray[Any]],
     policies: Mapping[SeriesPolicy, IdArray],
 ) -> int:
-    """Move ingest rows with seq <= max_seq into points, newest value per timestamp.
+    """Write compacted rows into points, replacing stored points of equal timestamps.
 
-    `policies` groups the series ids of those rows by policy, so each rollup
-    they touch is recomputed. Returns the number of (series, timestamp) moved.
+    `chunk` holds the columns series_id, ts and value, sorted by series and
+    time with one row per (series, timestamp). `policies` groups the series
+    ids of those rows by policy, so each rollup they touch is recomputed.
+    Returns the number of rows written.
     """
+    moved = len(chunk["series_id"])
+    if not moved:
+        return 0
+    con.register("citymesh_chunk", chunk)
+    try:
+        # The scan of a registered array keeps its row order, so the table,
+        # and points after it, stay sorted without an ORDER BY.
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE chunk AS SELECT * FROM citymesh_chunk"
+        )
+    finally:
+        con.unregister("citymesh_chunk")
+    low, high = int(chunk["ts"].min()), int(chunk["ts"].max())
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE chunk AS SELECT series_id, ts,"
-        " arg_max(value, seq) AS value FROM ingest WHERE seq <= ?"
-        " GROUP BY series_id, ts",
-        [max_seq],
+        "DELETE FROM points USING chunk WHERE points.series_id = chunk.series_id"
+        " AND points.ts = chunk.ts AND points.ts BETWEEN ? AND ?",
+        [low, high],
+    ).fetchall()
+    con.execute("INSERT INTO points SELECT series_id, ts, value FROM chunk")
+    con.execute(
+        """
+        INSERT INTO latest
+        SELECT series_id, max(ts), arg_max(value, ts) FROM chunk GROUP BY series_id
+        ON CONFLICT (series_id) DO UPDATE
+        SET ts = excluded.ts, value = excluded.value
+        WHERE excluded.ts >= latest.ts
+        """
     )
-    row = con.execute("SELECT min(ts), max(ts), count(*) FROM chunk").fetchall()[0]
-    moved = int(row[2]) if row else 0
-    if row is not None and moved:
-        con.execute(
-            "DELETE FROM points USING chunk WHERE points.series_id = chunk.series_id"
-            " AND points.ts = chunk.ts AND points.ts BETWEEN ? AND ?",
-            [row[0], row[1]],
-        )
-        con.execute("INSERT INTO points SELECT * FROM chunk ORDER BY series_id, ts")
-        con.execute(
-            """
-            INSERT INTO latest
-            SELECT series_id, max(ts), arg_max(value, ts) FROM chunk GROUP BY series_id
-            ON CONFLICT (series_id) DO UPDATE
-            SET ts = excluded.ts, value = excluded.value
-            WHERE excluded.ts >= latest.ts
-            """
-        )
-        for policy, series_ids in policies.items():
-            refresh_rollups(con, policy, series_ids)
-    con.execute("DELETE FROM ingest WHERE seq <= ?", [max_seq])
+    for policy, series_ids in policies.items():
+        refresh_rollups(con, policy, series_ids)
     con.execute("DROP TABLE IF EXISTS chunk")
     return moved
 

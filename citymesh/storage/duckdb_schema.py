@@ -1,7 +1,10 @@
 """Tables of the DuckDB store and the migration from the first layout.
 
 Writes append to `ingest`, where the row with the highest `seq` wins for a
-(series, timestamp). Compaction moves ingest rows into `points`, which contains
+(series, timestamp). Since schema version 3 `ingest` is a view of an
+in-memory table backed by a log (see duckdb_staging.py), and older files
+have it as a table of their own, which the store migrates on open.
+Compaction moves ingest rows into `points`, which contains
 one row per (series, timestamp) sorted by series and time, so DuckDB's
 column compression sees long runs of one series. The tables have no primary
 key on purpose, because a DuckDB index costs tens of bytes per row on disk
@@ -16,7 +19,7 @@ import duckdb
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS series (
@@ -30,12 +33,6 @@ CREATE TABLE IF NOT EXISTS series (
     unit VARCHAR NOT NULL,
     step_s INTEGER NOT NULL,
     tags VARCHAR NOT NULL
-);
-CREATE TABLE IF NOT EXISTS ingest (
-    series_id INTEGER NOT NULL,
-    ts BIGINT NOT NULL,
-    value DOUBLE NOT NULL,
-    seq BIGINT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS rollups (
     series_id INTEGER NOT NULL,

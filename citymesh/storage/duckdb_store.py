@@ -14,10 +14,19 @@ import numpy as np
 import numpy.typing as npt
 
 from citymesh.errors import StorageError
-from citymesh.storage.base import LatestValue, PointsBlock, SeriesData, SeriesMeta
+from citymesh.storage.base import (
+    BucketSpec,
+    BucketValues,
+    LatestValue,
+    PointsBlock,
+    SeriesData,
+    SeriesMeta,
+)
+from citymesh.storage.duckdb_buckets import read_buckets
 from citymesh.storage.duckdb_rollup import compact_ingest
 from citymesh.storage.duckdb_schema import create_schema
 from citymesh.storage.duckdb_series import SeriesCatalog
+from citymesh.storage.duckdb_staging import IngestStaging
 from citymesh.storage.maintenance import MaintenanceResult, run_maintenance
 from citymesh.storage.patterns import compile_glob, has_glob, literal_prefix
 from citymesh.storage.retention import RetentionRules
@@ -27,6 +36,19 @@ logger = logging.getLogger(__name__)
 # Rows moved from ingest to points per compaction step. Writers wait for the
 # lock during a step, which took about 0.1 s in bench/carbon_ingest.py.
 COMPACT_MAX_ROWS = 500_000
+# Block size of a new database file; an existing file keeps its own. With
+# DuckDB's default of 256 KiB, a value segment of about 150 KB often fills a
+# block alone and leaves about 100 KB unused. The 12,096,000 points of the
+# full W2 load of bench/run.py, inserted 500,000 at a time, took 3.2 bytes
+# per point in a fresh file with 256 KiB blocks and 2.1 with 64 KiB ones
+# (DuckDB 2.0.1).
+# NOTE: only DuckDB 2.0.1 was tried; older releases may not open such a file.
+FILE_CONFIG: dict[str, str | bool | int | float | list[str]] = {
+    "default_block_size": str(64 * 1024)
+}
+# Staged rows past which an append compacts before it returns, so memory use
+# stays bounded when writes outpace the background compaction.
+STAGING_MAX_ROWS = 4_000_000
 
 
 class DuckDBStore:
@@ -34,7 +56,8 @@ class DuckDBStore:
 
     One process owns the file. Writes are serialised by a lock; reads use a
     cursor per thread and see the last committed write. Writes append to an
-    ingest table, and `maintain` (run in the background by the server)
+    in-memory ingest table made durable by a log in `<file>.ingest/` (see
+    duckdb_staging.py), and `maintain` (run in the background by the server)
     compacts it, computes rollups and expires data per the retention rules.
     """
 
@@ -43,7 +66,11 @@ class DuckDBStore:
         try:
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
-            self._con = duckdb.connect(str(path) if path is not None else ":memory:")
+            self._con = (
+                duckdb.connect(str(path), config=FILE_CONFIG)
+                if path is not None
+                else duckdb.connect(":memory:")
+            )
         except duckdb.IOException as exc:
             raise StorageError(
                 f"cannot open the DuckDB store at {path}: {exc}. Another citymesh "
@@ -54,14 +81,12 @@ class DuckDBStore:
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
         self.catalog = SeriesCatalog(self._con, rules or RetentionRules())
-        row = self._con.execute("SELECT coalesce(max(seq), 0) FROM ingest").fetchall()[
-            0
-        ]
-        self._next_seq = int(row[0]) + 1 if row else 1
-        # Every ingest row has a seq above this, so reads skip the ingest
-        # table while it is empty. Only `compact` deletes ingest rows.
-        first = self._con.execute("SELECT min(seq) FROM ingest").fetchall()[0]
-        self._compacted_seq = self._next_seq - 1 if first[0] is None else first[0] - 1
+        try:
+            self._staging = IngestStaging(self._con, path)
+        except duckdb.Error as exc:
+            raise StorageError(
+                f"restoring the uncompacted rows of {path} failed: {exc}"
+            ) from exc
         logger.info(
             "DuckDB store open at %s with %d series",
             path or ":memory:",
@@ -83,12 +108,9 @@ class DuckDBStore:
         return cursor
 
     def _ingest_pending(self) -> bool:
-        return self._next_seq - 1 > self._compacted_seq
-
-    def _next_seqs(self, count: int) -> npt.NDArray[np.int64]:
-        first = self._next_seq
-        self._next_seq += count
-        return np.arange(first, first + count, dtype=np.int64)
+        # Every staged row has a seq above the compacted one, so reads skip
+        # the ingest table while it is empty.
+        return self._staging.pending_rows() > 0
 
     def register(self, metas: Sequence[SeriesMeta]) -> npt.NDArray[np.int32]:
         """Return the store's id of each series, registering new ones."""
@@ -149,7 +171,10 @@ class DuckDBStore:
         if not series_ids.size:
             return 0
         with self._write_lock:
-            return self._append(series_ids, timestamps, values, count_new=False)
+            added = self._append(series_ids, timestamps, values, count_new=False)
+        while self._staging.pending_rows() > STAGING_MAX_ROWS and self.compact():
+            pass
+        return added
 
     def _append(
         self,
@@ -159,22 +184,19 @@ class DuckDBStore:
         count_new: bool,
     ) -> int:
         con = self._con
-        batch = {
-            "series_id": sids.astype(np.int32, copy=False),
-            "ts": stamps.astype(np.int64, copy=False),
-            "value": values.astype(np.float64, copy=False),
-            "seq": self._next_seqs(sids.size),
-        }
+        sids = sids.astype(np.int32, copy=False)
+        stamps = stamps.astype(np.int64, copy=False)
+        values = values.astype(np.float64, copy=False)
+        added = sids.size
         con.execute("BEGIN TRANSACTION")
         try:
-            con.register("citymesh_batch", batch)
-            added = sids.size
             if count_new:
+                con.register("citymesh_batch", {"series_id": sids, "ts": stamps})
                 added = self._count_new(con, int(stamps.min()), int(stamps.max()))
-            con.execute("INSERT INTO ingest SELECT * FROM citymesh_batch")
-            con.unregister("citymesh_batch")
+                con.unregister("citymesh_batch")
+            self._staging.append(sids, stamps, values)
             con.execute("COMMIT")
-        except duckdb.Error as exc:
+        except (duckdb.Error, StorageError) as exc:
             con.execute("ROLLBACK")
             raise StorageError(f"write of {sids.size} points failed: {exc}") from exc
         return int(added)
@@ -264,15 +286,18 @@ class DuckDBStore:
             ).fetchnumpy()
             columns = _columns(result)
         else:
-            stored = cursor.execute(
-                f"SELECT series_id, ts, value FROM points WHERE {where}", params
-            ).fetchnumpy()
+            # Staged rows first: compaction commits rows to `points` before it
+            # deletes them from staging, so a compaction between the two
+            # statements shows a row twice (merged) but never hides it.
             pending: Mapping[str, object] = {"seq": ()}
             if self._ingest_pending():
                 pending = cursor.execute(
                     f"SELECT series_id, ts, value, seq FROM ingest WHERE {where}",
                     params,
                 ).fetchnumpy()
+            stored = cursor.execute(
+                f"SELECT series_id, ts, value FROM points WHERE {where}", params
+            ).fetchnumpy()
             columns = _merge_pending(stored, pending)
         by_id = _split_series(*columns)
         empty = (np.empty(0, np.int64), np.empty(0, np.float64))
@@ -281,6 +306,13 @@ class DuckDBStore:
             ts, values = by_id.get(series_id, empty)
             out.append(SeriesData(meta, ts, values, resolution_s))
         return out
+
+    def read_buckets(
+        self, names: Sequence[str], spec: BucketSpec
+    ) -> list[BucketValues] | None:
+        """Aggregate each known named series into the buckets of `spec` in DuckDB."""
+        known = self.catalog.lookup(names)
+        return read_buckets(self._cursor(), known, spec, self._ingest_pending())
 
     def find(self, pattern: str) -> list[SeriesMeta]:
         """Return the series whose names match a Graphite glob, sorted by name."""
@@ -340,23 +372,34 @@ class DuckDBStore:
         """Move up to max_rows ingest rows into points; return the points moved."""
         with self._write_lock:
             con = self._con
-            row = con.execute("SELECT min(seq) FROM ingest").fetchall()[0]
-            if row is None or row[0] is None:
-                self._compacted_seq = self._next_seq - 1
+            first = self._staging.first_seq()
+            if first is None:
                 return 0
-            max_seq = int(row[0]) + max_rows - 1
-            ids = con.execute(
-                "SELECT DISTINCT series_id FROM ingest WHERE seq <= ?", [max_seq]
-            ).fetchnumpy()["series_id"]
-            policies = self.catalog.group_by_policy(np.asarray(ids, dtype=np.int32))
+            # No seq above next_seq - 1 is in use yet, and the rows that later
+            # take one must not count as compacted, or a crash would lose them.
+            max_seq = min(first + max_rows, self._staging.next_seq) - 1
+            try:
+                chunk = self._staging.take(max_seq)
+            except duckdb.Error as exc:
+                raise StorageError(f"reading staged rows failed: {exc}") from exc
+            sids = chunk["series_id"]
+            starts = np.flatnonzero(sids[1:] != sids[:-1]) + 1
+            ids = sids[np.concatenate(([0], starts))] if sids.size else sids
+            policies = self.catalog.group_by_policy(ids)
             con.execute("BEGIN TRANSACTION")
             try:
-                moved = compact_ingest(con, max_seq, policies)
+                moved = compact_ingest(con, chunk, policies)
+                self._staging.record_compacted(max_seq)
                 con.execute("COMMIT")
             except duckdb.Error as exc:
                 con.execute("ROLLBACK")
                 raise StorageError(f"compaction failed: {exc}") from exc
-            self._compacted_seq = max(self._compacted_seq, max_seq)
+            try:
+                self._staging.release(max_seq)
+            except duckdb.Error as exc:
+                raise StorageError(
+                    f"deleting compacted rows up to seq {max_seq} failed: {exc}"
+                ) from exc
         logger.debug("compacted %d points", moved)
         return moved
 
@@ -394,8 +437,15 @@ class DuckDBStore:
             )
 
     def close(self) -> None:
-        """Checkpoint and close the database."""
+        """Compact every staged row, checkpoint and close the database."""
+        try:
+            while self.compact():
+                pass
+        except StorageError:
+            # The rows stay in the ingest log and are staged again on open.
+            logger.exception("compaction before closing %s failed", self.path)
         with self._write_lock:
+            self._staging.close()
             for cursor in self._cursors:
                 cursor.close()
             self._cursors.clear()

@@ -58,6 +58,15 @@ def test_parse_plaintext_rejects_and_keeps_neighbours() -> None:
     assert parsed.samples["empty_path"] == b" 5 1700000000"
 
 
+def test_parse_plaintext_huge_timestamp_rejected() -> None:
+    # 21 digits overflow int64, which must reject the line, not the buffer.
+    data = b"big.time 1 100000000000000000000\nok.one 1 1700000000\n"
+    parsed = parse_plaintext(data, NOW)
+    assert parsed.paths == [b"ok.one"]
+    assert parsed.timestamps_ms.tolist() == [1_700_000_000_000]
+    assert dict(parsed.rejected) == {"invalid_timestamp": 1}
+
+
 def test_decode_frame_reads_carbon_pickle() -> None:
     items = [
         ("p.one", (1_700_000_000, 1.0)),
