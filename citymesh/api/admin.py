@@ -21,7 +21,8 @@ from citymesh.api.context import ApiContext
 from citymesh.errors import NotFoundError, RegistryError
 from citymesh.protocol.names import ID_PATTERN
 from citymesh.registry.access import Scope
-from citymesh.registry.identities import AuditEntry, Identities, KeyInfo
+from citymesh.registry.api_keys import KeyInfo
+from citymesh.registry.identities import AuditEntry, Identities
 from citymesh.registry.pki import check_csr
 
 logger = logging.getLogger(__name__)

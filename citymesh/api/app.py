@@ -1,4 +1,4 @@
-"""The FastAPI application: routes, error translation and static files."""
+"""The HTTP application: FastAPI routes, static files and the lean Graphite route."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 from swagger_ui_bundle import swagger_ui_path
 
 from citymesh import __version__
 from citymesh.api import admin, auth, graphite, graphite_meta, rest, stream, topology
 from citymesh.api.auth import BodySizeLimit
 from citymesh.api.context import ApiContext
+from citymesh.api.graphite_asgi import GraphiteReads
 from citymesh.errors import ConfigError, QueryError
 from citymesh.server.settings import SecuritySettings
 from citymesh.web import plotly_js_path, static_dir
@@ -25,8 +27,12 @@ __all__ = ["ApiContext", "create_app"]
 
 def create_app(
     context: ApiContext, security: SecuritySettings | None = None
-) -> FastAPI:
-    """Build the HTTP application around the given services."""
+) -> ASGIApp:
+    """Build the HTTP application around the given services.
+
+    GET /render and GET /metrics/find go to GraphiteReads, everything else to
+    the FastAPI app. The body size limit applies to both.
+    """
     security = security or SecuritySettings()
     app = FastAPI(
         title="citymesh",
@@ -41,10 +47,9 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
+    limiter = auth.RateLimiter(security.rate_limit_per_s, security.rate_limit_burst)
     app.state.context = context
-    app.state.rate_limiter = auth.RateLimiter(
-        security.rate_limit_per_s, security.rate_limit_burst
-    )
+    app.state.rate_limiter = limiter
     app.add_middleware(BodySizeLimit, max_bytes=security.max_request_bytes)
     # Every data route needs a key with the right scope; see citymesh.api.auth.
     secured = [Depends(auth.authorize)]
@@ -91,4 +96,4 @@ def create_app(
     async def _index() -> FileResponse:
         return FileResponse(static_dir() / "index.html", media_type="text/html")
 
-    return app
+    return GraphiteReads(app, context, limiter, security.max_request_bytes)

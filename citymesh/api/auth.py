@@ -164,22 +164,59 @@ async def authorize(
 ) -> Principal:
     """Resolve the caller, rate-limit it and check the scope of the route."""
     token = bearer.credentials if bearer is not None else api_key
+    host = request.client.host if request.client is not None else "unknown"
+    principal = await admit(
+        _identities(request),
+        request.app.state.rate_limiter,
+        token,
+        host,
+        request.url.path,
+        required_scope(request),
+    )
+    request.state.principal = principal
+    return principal
+
+
+def token_from_headers(authorization: str | None, api_key: str | None) -> str | None:
+    """Return the key of `Authorization: Bearer <key>`, else of `X-API-Key`.
+
+    This parses the headers as FastAPI's HTTPBearer and APIKeyHeader with
+    auto_error=False do, for routes that bypass FastAPI's dependencies.
+    """
+    if authorization:
+        scheme, _, credentials = authorization.partition(" ")
+        credentials = credentials.strip()
+        if scheme.lower() == "bearer" and credentials:
+            return credentials
+    return api_key or None
+
+
+async def admit(
+    identities: Identities,
+    limiter: RateLimiter,
+    token: str | None,
+    host: str,
+    path: str,
+    needed: AccessScope,
+) -> Principal:
+    """Resolve the caller of a request, rate-limit it and check `needed`.
+
+    Raises HTTPException with 401, 403 or 429. A key verified less than
+    api_keys.CACHE_TTL_S ago is resolved on the event loop, any other in a
+    worker thread, because its check reads the registry and may run argon2.
+    """
     if token:
-        principal = await asyncio.to_thread(
-            _identities(request).authenticate_key, token
-        )
+        principal = identities.api_keys.cached_principal(token)
+        if principal is None:
+            principal = await asyncio.to_thread(identities.authenticate_key, token)
         if principal is None:
             # The key itself is never logged, only that one failed.
-            logger.info(
-                "rejected an invalid or revoked API key on %s", request.url.path
-            )
+            logger.info("rejected an invalid or revoked API key on %s", path)
             raise _unauthorized("invalid or revoked API key")
         bucket = f"key {principal.key_id}"
     else:
         principal = ANONYMOUS
-        host = request.client.host if request.client is not None else "unknown"
         bucket = ANONYMOUS_BUCKET.format(host)
-    limiter: RateLimiter = request.app.state.rate_limiter
     wait_s = limiter.acquire(bucket)
     if wait_s > 0:
         raise HTTPException(
@@ -187,12 +224,10 @@ async def authorize(
             "rate limit exceeded; retry later",
             headers={"Retry-After": str(max(1, math.ceil(wait_s)))},
         )
-    needed = required_scope(request)
     if principal.anonymous and needed is not AccessScope.READ:
         raise _unauthorized(f"this endpoint needs an API key with {needed} scope")
     if not principal.has(needed):
         raise HTTPException(403, f"this endpoint needs an API key with {needed} scope")
-    request.state.principal = principal
     return principal
 
 

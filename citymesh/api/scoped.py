@@ -12,6 +12,9 @@ from citymesh.collector.events import Event
 from citymesh.errors import StorageError
 from citymesh.registry.access import ReadAccess
 from citymesh.storage.base import (
+    BucketReader,
+    BucketSpec,
+    BucketValues,
     LatestValue,
     PointsBlock,
     SeriesData,
@@ -62,6 +65,14 @@ class ScopedStore:
     ) -> list[SeriesData]:
         """Return the points of the readable series among `names`."""
         return self._inner.read(self._readable(names), start_ms, end_ms, resolution_s)
+
+    def read_buckets(
+        self, names: Sequence[str], spec: BucketSpec
+    ) -> list[BucketValues] | None:
+        """Aggregate the readable series among `names`, if the inner store can."""
+        if not isinstance(self._inner, BucketReader):
+            return None
+        return self._inner.read_buckets(self._readable(names), spec)
 
     def resolution_for(
         self, name: str, start_ms: int, now_ms: int | None = None

@@ -1,5 +1,8 @@
 """Tenants' identities: public flags, users, API keys, gateway credentials, audit.
 
+The methods on users and API keys pass each call on to
+citymesh.registry.api_keys, which also caches verified keys.
+
 Every method is synchronous and thread-safe. Lookups made on every request or
 MQTT message (public data, gateway state) are answered from memory for
 CACHE_TTL_S; changes made through this object take effect at once, changes
@@ -22,11 +25,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from citymesh.errors import NotFoundError, RegistryError, StorageError
 from citymesh.protocol.names import check_identifier
-from citymesh.registry.access import Principal, PublicData, Scope, parse_scopes
+from citymesh.registry.access import Principal, PublicData, Scope
+from citymesh.registry.api_keys import ApiKeys, IssuedKey, KeyInfo
 from citymesh.registry.certificates import GatewayCertificates
 from citymesh.registry.models import ActuatorRow, SensorRow, TenantRow
 from citymesh.registry.secrets import (
-    API_KEY_PREFIX,
     ENROLMENT_PREFIX,
     SecretVerifier,
     hash_secret,
@@ -36,15 +39,11 @@ from citymesh.registry.secrets import (
     split_token,
 )
 from citymesh.registry.security_models import (
-    ApiKeyRow,
     AuditRow,
     EnrolmentTokenRow,
     GatewayCertificateRow,
     GatewayCredentialRow,
-    KeyGrantRow,
-    UserRow,
 )
-from citymesh.storage.patterns import compile_glob
 from citymesh.transport.broker_auth import gateway_username
 
 logger = logging.getLogger(__name__)
@@ -68,29 +67,6 @@ class GatewayState(StrEnum):
     PENDING = "pending"
     REVOKED = "revoked"
     UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True, slots=True)
-class IssuedKey:
-    """A new API key; `token` is shown once and stored nowhere."""
-
-    key_id: str
-    token: str
-
-
-@dataclass(frozen=True, slots=True)
-class KeyInfo:
-    """An API key as listed: everything but its secret."""
-
-    key_id: str
-    tenant: str | None
-    user: str | None
-    name: str
-    scopes: tuple[str, ...]
-    sensors: tuple[str, ...]
-    actuators: tuple[str, ...]
-    created_ms: int
-    revoked_ms: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +126,7 @@ class Identities:
         self._sessions = sessions
         self._lock = lock
         self._verifier = SecretVerifier()
+        self.api_keys = ApiKeys(sessions, lock, self._verifier)
         self._public = _Expiring()
         self._gateways = _Expiring()
         self.certificates = GatewayCertificates(sessions, lock)
@@ -242,19 +219,7 @@ class Identities:
 
     def create_user(self, tenant: str, user: str, name: str = "") -> None:
         """Create a user of a tenant."""
-        check_identifier(user, "user")
-
-        def work(session: Session) -> None:
-            if session.get(TenantRow, tenant) is None:
-                raise NotFoundError(f"tenant {tenant!r} not found")
-            if session.get(UserRow, (tenant, user)) is not None:
-                raise RegistryError(f"user {user!r} of tenant {tenant!r} exists")
-            session.add(
-                UserRow(tenant=tenant, user=user, name=name, created_ms=_now_ms())
-            )
-
-        self._write(work)
-        logger.info("user %s of tenant %s created", user, tenant)
+        self.api_keys.create_user(tenant, user, name)
 
     def issue_key(
         self,
@@ -266,105 +231,19 @@ class Identities:
         actuators: Iterable[str] = (),
     ) -> IssuedKey:
         """Create an API key bound to `tenant` (None: the platform operator's)."""
-        scope_set = parse_scopes(" ".join(str(s) for s in scopes))
-        if not scope_set:
-            raise ValueError(
-                "a key needs at least one scope: read, write, command, admin"
-            )
-        grants = [("sensor", p) for p in sensors] + [("actuator", p) for p in actuators]
-        for _, pattern in grants:
-            compile_glob(pattern)
-        secret = issue(API_KEY_PREFIX)
-
-        def work(session: Session) -> None:
-            if tenant is not None and session.get(TenantRow, tenant) is None:
-                raise NotFoundError(f"tenant {tenant!r} not found")
-            if user is not None and session.get(UserRow, (tenant, user)) is None:
-                raise NotFoundError(f"user {user!r} of tenant {tenant!r} not found")
-            session.add(
-                ApiKeyRow(
-                    key_id=secret.id,
-                    secret_hash=secret.secret_hash,
-                    tenant=tenant,
-                    user=user,
-                    name=name,
-                    scopes=" ".join(sorted(s.value for s in scope_set)),
-                    created_ms=_now_ms(),
-                )
-            )
-            session.flush()
-            for kind, pattern in set(grants):
-                session.add(KeyGrantRow(key_id=secret.id, kind=kind, pattern=pattern))
-
-        self._write(work)
-        logger.info(
-            "API key %s issued for %s with scopes %s",
-            secret.id,
-            tenant or "the platform",
-            sorted(s.value for s in scope_set),
-        )
-        return IssuedKey(secret.id, secret.token)
+        return self.api_keys.issue_key(tenant, scopes, name, user, sensors, actuators)
 
     def revoke_key(self, key_id: str, tenant: str | None = None) -> None:
         """Revoke a key at once; with `tenant`, only a key of that tenant."""
-
-        def work(session: Session) -> None:
-            row = session.get(ApiKeyRow, key_id)
-            if row is None or (tenant is not None and row.tenant != tenant):
-                raise NotFoundError(f"API key {key_id!r} not found")
-            if row.revoked_ms is None:
-                row.revoked_ms = _now_ms()
-
-        self._write(work)
-        logger.info("API key %s revoked", key_id)
+        self.api_keys.revoke_key(key_id, tenant)
 
     def list_keys(self, tenant: str | None = None) -> list[KeyInfo]:
         """Return the keys of a tenant, or every key, without secrets."""
-
-        def work(session: Session) -> list[KeyInfo]:
-            statement = select(ApiKeyRow).order_by(ApiKeyRow.created_ms)
-            if tenant is not None:
-                statement = statement.where(ApiKeyRow.tenant == tenant)
-            keys = session.scalars(statement).all()
-            grants = session.scalars(select(KeyGrantRow)).all()
-            return [_key_info(row, grants) for row in keys]
-
-        return self._read(work)
+        return self.api_keys.list_keys(tenant)
 
     def authenticate_key(self, token: str) -> Principal | None:
         """Return the principal of a valid, unrevoked key, else None."""
-        parts = split_token(token, API_KEY_PREFIX)
-        if parts is None:
-            return None
-        key_id, secret = parts
-
-        def work(session: Session) -> tuple[ApiKeyRow, list[KeyGrantRow]] | None:
-            row = session.get(ApiKeyRow, key_id)
-            if row is None or row.revoked_ms is not None:
-                return None
-            grants = session.scalars(
-                select(KeyGrantRow).where(KeyGrantRow.key_id == key_id)
-            ).all()
-            return row, list(grants)
-
-        found = self._read(work)
-        if found is None:
-            return None
-        row, grants = found
-        if not self._verifier.verify(f"key {key_id}", secret, row.secret_hash):
-            return None
-        return Principal(
-            key_id=row.key_id,
-            tenant=row.tenant,
-            scopes=parse_scopes(row.scopes),
-            user=row.user,
-            sensor_grants=tuple(
-                sorted(g.pattern for g in grants if g.kind == "sensor")
-            ),
-            actuator_grants=tuple(
-                sorted(g.pattern for g in grants if g.kind == "actuator")
-            ),
-        )
+        return self.api_keys.authenticate_key(token)
 
     # Gateways
 
@@ -581,18 +460,3 @@ class Identities:
             ]
 
         return self._read(work)
-
-
-def _key_info(row: ApiKeyRow, grants: Iterable[KeyGrantRow]) -> KeyInfo:
-    own = [g for g in grants if g.key_id == row.key_id]
-    return KeyInfo(
-        key_id=row.key_id,
-        tenant=row.tenant,
-        user=row.user,
-        name=row.name,
-        scopes=tuple(row.scopes.split()),
-        sensors=tuple(sorted(g.pattern for g in own if g.kind == "sensor")),
-        actuators=tuple(sorted(g.pattern for g in own if g.kind == "actuator")),
-        created_ms=row.created_ms,
-        revoked_ms=row.revoked_ms,
-    )

@@ -6,62 +6,9 @@ import pickle
 import time
 
 import httpx
-import numpy as np
-import pytest
 
-from citymesh.storage.base import PointsBlock, SeriesMeta
+from tests.api.tree import BASE
 from tests.conftest import RunningServer
-
-NOW = int(time.time())
-# Whole minutes, an hour back, so every point lies inside from=-6h.
-BASE = NOW - NOW % 60 - 3600
-
-
-def _meta(name: str, tags: dict[str, str] | None = None) -> SeriesMeta:
-    parts = name.split(";")[0].split(".")
-    return SeriesMeta(
-        name=name,
-        tenant=parts[0],
-        site=parts[1],
-        gateway=parts[2],
-        device=parts[3],
-        quantity=parts[4],
-        unit="",
-        step_s=60,
-        tags=tags or {},
-    )
-
-
-def _write(
-    server: RunningServer, name: str, values: list[float | None], **tags: str
-) -> None:
-    store = server.centre.store
-    assert store is not None
-    rows = [(BASE + 60 * i, v) for i, v in enumerate(values) if v is not None]
-    store.write(
-        [
-            PointsBlock(
-                _meta(name, tags),
-                np.array([t * 1000 for t, _ in rows], dtype=np.int64),
-                np.array([v for _, v in rows], dtype=np.float64),
-            )
-        ]
-    )
-
-
-@pytest.fixture
-def loaded(server: RunningServer) -> RunningServer:
-    """A running server with a small tree, a wrapping counter and tagged series."""
-    t = server.tenant
-    _write(server, f"{t}.site.gw.dev1.counter", [440, 470, 499, 29, 89, 600])
-    _write(
-        server, f"{t}.site.gw.dev1.gaps", [4, None, 6, None, None, None, 8, None, None]
-    )
-    _write(server, f"{t}.site.gw.dev2.temp", [float(i) for i in range(30)])
-    _write(server, f"{t}.site.gw.dev3.temp", [float(2 * i) for i in range(30)])
-    _write(server, f"{t}.site.gw.dev2.load;host=a", [1.0] * 5, host="a")
-    _write(server, f"{t}.site.gw.dev3.load;host=b", [2.0] * 5, host="b")
-    return server
 
 
 def _render(server: RunningServer, target: str, **params: str) -> httpx.Response:

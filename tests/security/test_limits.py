@@ -75,6 +75,42 @@ def test_request_body_limit_answers_413(strict_server: RunningServer) -> None:
     assert "4096" in streamed.json()["detail"]
 
 
+def test_graphite_get_shares_rate_limit(strict_server: RunningServer) -> None:
+    server = strict_server
+    key = server.identities.issue_key(server.tenant, [Scope.READ])
+    headers = {"X-API-Key": key.token}
+    render = f"{server.http_url}/render"
+    params = {"target": f"{server.tenant}.a.b.c.d", "from": "-1h"}
+
+    codes = [
+        httpx.get(render, params=params, headers=headers).status_code,
+        httpx.post(render, data=params, headers=headers).status_code,
+        httpx.get(
+            f"{server.http_url}/metrics/find", params={"query": "*"}, headers=headers
+        ).status_code,
+    ]
+    limited = httpx.get(render, params=params, headers=headers)
+
+    assert codes == [200, 200, 200]
+    assert limited.status_code == 429
+    assert limited.json() == {"detail": "rate limit exceeded; retry later"}
+    assert int(limited.headers["Retry-After"]) >= 1
+
+
+def test_graphite_get_body_limit_answers_413(strict_server: RunningServer) -> None:
+    server = strict_server
+    response = httpx.request(
+        "GET",
+        f"{server.http_url}/render",
+        params={"target": "a.b"},
+        content=b"x" * 10_000,
+        headers=server.headers,
+    )
+
+    assert response.status_code == 413
+    assert "4096" in response.json()["detail"]
+
+
 def _self_signed(directory: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])

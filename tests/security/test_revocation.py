@@ -1,7 +1,12 @@
-"""Revoked keys stop at once; revoked gateways at their next MQTT connection."""
+"""Revoked keys stop at once; revoked gateways at their next MQTT connection.
+
+A key revoked by another process, such as the admin CLI, stops within the
+key cache's CACHE_TTL_S.
+"""
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import aiomqtt
@@ -9,7 +14,9 @@ import httpx
 import pytest
 
 from citymesh.protocol.topics import Channel, topic_for
+from citymesh.registry import api_keys
 from citymesh.registry.access import Scope
+from citymesh.registry.store import Registry
 from tests.conftest import RunningServer
 from tests.security.fleet import batch
 
@@ -41,6 +48,51 @@ def test_revoked_key_rejected_next_request(server: RunningServer) -> None:
     assert after.headers["WWW-Authenticate"] == "Bearer"
     sensors = httpx.get(f"{server.http_url}/api/v1/sensors", headers=headers)
     assert sensors.status_code == 401
+
+
+def _graphite_reads(server: RunningServer, token: str) -> list[int]:
+    """Send GET and POST /render and /metrics/find with a key; return the responses."""
+    headers = {"X-API-Key": token}
+    render = {"target": f"{server.tenant}.a.b.c.d", "from": "-1h"}
+    find = {"query": "*"}
+    return [
+        httpx.get(f"{server.http_url}/render", params=render, headers=headers),
+        httpx.post(f"{server.http_url}/render", data=render, headers=headers),
+        httpx.get(f"{server.http_url}/metrics/find", params=find, headers=headers),
+        httpx.post(f"{server.http_url}/metrics/find", data=find, headers=headers),
+    ]
+
+
+def test_revoked_key_rejected_on_graphite_reads(server: RunningServer) -> None:
+    key = server.identities.issue_key(server.tenant, [Scope.READ])
+    assert [r.status_code for r in _graphite_reads(server, key.token)] == [200] * 4
+
+    server.identities.revoke_key(key.key_id)
+
+    after = _graphite_reads(server, key.token)
+    assert [r.status_code for r in after] == [401] * 4
+    assert {r.headers["WWW-Authenticate"] for r in after} == {"Bearer"}
+
+
+def test_key_revoked_elsewhere_stops_within_ttl(server: RunningServer) -> None:
+    key = server.identities.issue_key(server.tenant, [Scope.READ])
+    assert [r.status_code for r in _graphite_reads(server, key.token)] == [200] * 4
+    # A second Registry on the same database acts as the admin CLI does.
+    other = Registry(server.centre.settings.resolved_registry_url())
+    try:
+        other.identities.revoke_key(key.key_id)
+    finally:
+        other.close()
+    revoked_at = time.monotonic()
+
+    codes = [r.status_code for r in _graphite_reads(server, key.token)]
+    while codes != [401] * 4 and time.monotonic() - revoked_at < 10:
+        time.sleep(0.1)
+        codes = [r.status_code for r in _graphite_reads(server, key.token)]
+
+    assert codes == [401] * 4
+    # One round of four requests may start just before the cache entry expires.
+    assert time.monotonic() - revoked_at < api_keys.CACHE_TTL_S + 2
 
 
 def test_revoked_gateway_refused_next_connection(server: RunningServer) -> None:
