@@ -7,12 +7,10 @@ import logging
 import ssl
 import time
 import uuid
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 import aiomqtt
-import numpy as np
 
 from citymesh.collector.clock import SkewEstimator
 from citymesh.collector.delivery import (
@@ -22,13 +20,14 @@ from citymesh.collector.delivery import (
     subscription_filter,
 )
 from citymesh.collector.events import Event, EventHub
-from citymesh.collector.sequence import SequenceTracker
+from citymesh.collector.intake import ReadingsIntake, check_origin
+from citymesh.collector.sequence import SequenceStates
 from citymesh.collector.stats import CollectorStats
 from citymesh.collector.topology import TopologyStore
+from citymesh.collector.writer import BatchWriter
 from citymesh.errors import (
     CommandTimeout,
     MessageRejected,
-    StorageError,
     TransportError,
 )
 from citymesh.protocol.messages import (
@@ -37,17 +36,14 @@ from citymesh.protocol.messages import (
     Command,
     CommandResponse,
     Death,
-    ReadingsBatch,
     Status,
     decode,
     encode,
 )
-from citymesh.protocol.names import series_name
-from citymesh.protocol.quantities import lookup_quantity
 from citymesh.protocol.topics import Channel, parse_topic, topic_for
-from citymesh.registry.store import Registry, SensorRef
+from citymesh.registry.store import Registry
 from citymesh.server.settings import CollectorSettings
-from citymesh.storage.base import PointsBlock, SeriesMeta, TimeSeriesStore
+from citymesh.storage.base import TimeSeriesStore
 from citymesh.transport.address import BrokerAddress
 from citymesh.transport.backoff import Backoff
 
@@ -56,16 +52,6 @@ logger = logging.getLogger(__name__)
 # Log the first rejection of each reason at WARNING, later ones at DEBUG with
 # a WARNING summary every this many, so a broken gateway cannot flood the log.
 REJECTION_LOG_EVERY = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class _Accepted:
-    gateway_key: tuple[str, str]
-    seq: int
-    blocks: list[PointsBlock]
-    refs: list[SensorRef]
-    points: int
-    delivery: Delivery
 
 
 def _now_ms() -> int:
@@ -100,22 +86,28 @@ class Collector:
         self._username = username
         self._password = password
         self.stats = CollectorStats()
-        self._queue: asyncio.Queue[_Accepted | None] = asyncio.Queue(
-            settings.queue_max_batches
+        self._skews: dict[tuple[str, str], SkewEstimator] = {}
+        self._intake = ReadingsIntake(
+            settings, self.stats, SequenceStates(store), self._skews
         )
-        self._trackers: dict[tuple[str, str], SequenceTracker] = {}
-        self._steps: dict[str, int] = {}
+        self._batches = BatchWriter(
+            store,
+            registry,
+            hub,
+            settings,
+            self.stats,
+            self._intake.sequences,
+            lambda delivery: delivery.ack(self._client),
+        )
         self._receiver: asyncio.Task[None] | None = None
         self._writer: asyncio.Task[None] | None = None
         self.subscribed = asyncio.Event()
         self._client: aiomqtt.Client | None = None
         self._pending: dict[str, asyncio.Future[CommandResponse]] = {}
-        self._writing = False
-        self._skews: dict[tuple[str, str], SkewEstimator] = {}
         self.topology = TopologyStore(store, hub, settings.max_message_bytes)
 
     async def __aenter__(self) -> Collector:
-        self._writer = asyncio.create_task(self._write_loop(), name="collector-writer")
+        self._writer = asyncio.create_task(self._batches.run(), name="collector-writer")
         self._receiver = asyncio.create_task(
             self._receive_loop(), name="collector-receiver"
         )
@@ -137,7 +129,7 @@ class Collector:
             await asyncio.gather(self._receiver, return_exceptions=True)
             self._receiver = None
         if self._writer is not None:
-            await self._queue.put(None)
+            await self._batches.queue.put(None)
             await self._writer
             self._writer = None
             logger.info("collector stopped: %s", self.stats.as_dict())
@@ -194,7 +186,7 @@ class Collector:
 
     def idle(self) -> bool:
         """Tell whether every accepted batch has been written."""
-        return self._queue.empty() and not self._writing
+        return self._batches.queue.empty() and not self._batches.writing
 
     async def _receive_loop(self) -> None:
         backoff = Backoff(cap_s=self._settings.reconnect_max_s)
@@ -303,22 +295,16 @@ class Collector:
                 return
         try:
             if where.channel is Channel.READINGS:
-                await self._queue.put(
-                    self._accept_readings(
-                        where.tenant, where.gateway, payload, delivery
-                    )
+                await self._batches.queue.put(
+                    self._intake.accept(where.tenant, where.gateway, payload, delivery)
                 )
             elif where.channel is Channel.BIRTH:
                 birth = decode(payload, Birth, self._settings.max_message_bytes)
-                self._check_origin(
-                    birth.tenant, birth.gateway, where.tenant, where.gateway
-                )
+                check_origin(birth.tenant, birth.gateway, where.tenant, where.gateway)
                 await self._on_birth(birth)
             elif where.channel is Channel.STATUS:
                 status = decode(payload, Status, self._settings.max_message_bytes)
-                self._check_origin(
-                    status.tenant, status.gateway, where.tenant, where.gateway
-                )
+                check_origin(status.tenant, status.gateway, where.tenant, where.gateway)
                 await self._record_status(status, delivery)
             elif where.channel is Channel.RESPONSES:
                 response = decode(
@@ -338,9 +324,7 @@ class Collector:
                 await self.topology.accept(where.tenant, where.gateway, payload)
             elif where.channel is Channel.DEATH:
                 death = decode(payload, Death, self._settings.max_message_bytes)
-                self._check_origin(
-                    death.tenant, death.gateway, where.tenant, where.gateway
-                )
+                check_origin(death.tenant, death.gateway, where.tenant, where.gateway)
                 await asyncio.to_thread(
                     self._registry.record_death, where.tenant, where.gateway, _now_ms()
                 )
@@ -348,16 +332,6 @@ class Collector:
                 logger.warning("gateway %s went offline (last will)", gateway)
         except MessageRejected as exc:
             self._reject(topic, gateway, exc)
-
-    def _check_origin(
-        self, tenant: str, gateway: str, topic_tenant: str, topic_gateway: str
-    ) -> None:
-        if (tenant, gateway) != (topic_tenant, topic_gateway):
-            raise MessageRejected(
-                "topic_mismatch",
-                f"payload claims {tenant}/{gateway} but arrived on the topic of "
-                f"{topic_tenant}/{topic_gateway}",
-            )
 
     def _reject(self, topic: str, gateway: str, exc: MessageRejected) -> None:
         self.stats.rejected[exc.reason] += 1
@@ -373,71 +347,6 @@ class Collector:
             )
         else:
             logger.debug("rejected message from %s on %s: %s", gateway, topic, exc)
-
-    def _accept_readings(
-        self, tenant: str, gateway: str, payload: bytes, delivery: Delivery
-    ) -> _Accepted:
-        received_ms = _now_ms()
-        batch = decode(payload, ReadingsBatch, self._settings.max_message_bytes)
-        self._check_origin(batch.tenant, batch.gateway, tenant, gateway)
-        key = (tenant, gateway)
-        if not delivery.retained:
-            self._skew(key).add(batch.sent_ms, received_ms)
-        tracker = self._tracker(key)
-        if tracker.is_duplicate(batch.seq):
-            raise MessageRejected(
-                "duplicate_sequence",
-                f"seq {batch.seq} was already accepted (highest {tracker.highest})",
-            )
-        blocks: list[PointsBlock] = []
-        refs: list[SensorRef] = []
-        for item in batch.series:
-            name = series_name(tenant, batch.site, gateway, item.device, item.quantity)
-            step = self._steps.get(name, 60)
-            quantity = lookup_quantity(item.quantity)
-            meta = SeriesMeta(
-                name=name,
-                tenant=tenant,
-                site=batch.site,
-                gateway=gateway,
-                device=item.device,
-                quantity=item.quantity,
-                unit=quantity.unit,
-                step_s=step,
-                tags={
-                    "quantity": item.quantity,
-                    "unit": quantity.unit,
-                    "device": item.device,
-                },
-            )
-            # One conversion serves both columns: timestamps are validated to
-            # lie below 2**53 ms, so float64 holds them exactly.
-            points = np.asarray(item.points, dtype=np.float64).reshape(-1, 2)
-            blocks.append(
-                PointsBlock(meta, points[:, 0].astype(np.int64), points[:, 1].copy())
-            )
-            refs.append(
-                SensorRef(tenant, batch.site, gateway, item.device, item.quantity, step)
-            )
-        skipped = tracker.accept(batch.seq)
-        # TODO: members of a shared subscription each see only part of a
-        # gateway's sequence, so gaps are reported only by a lone collector;
-        # a store shared by the members would let them track it together.
-        if skipped and self._settings.share_group is None:
-            self.stats.sequence_gaps += skipped
-            logger.warning(
-                "gateway %s/%s skipped %d sequence numbers before %d: "
-                "readings may be lost",
-                tenant,
-                gateway,
-                skipped,
-                batch.seq,
-            )
-        self.stats.batches_accepted += 1
-        count = batch.point_count()
-        self.stats.points_accepted += count
-        delivery.deferred = True
-        return _Accepted(key, batch.seq, blocks, refs, count, delivery)
 
     def _skew(self, key: tuple[str, str]) -> SkewEstimator:
         return self._skews.setdefault(key, SkewEstimator())
@@ -469,26 +378,10 @@ class Collector:
             {**status.model_dump(mode="json"), **extra},
         )
 
-    def _tracker(self, key: tuple[str, str]) -> SequenceTracker:
-        tracker = self._trackers.get(key)
-        if tracker is None:
-            saved = self._store.get_state(_state_key(key))
-            tracker = SequenceTracker.loads(saved) if saved else SequenceTracker()
-            self._trackers[key] = tracker
-        return tracker
-
     async def _on_birth(self, birth: Birth) -> None:
-        for device in birth.devices:
-            for sensor in device.sensors:
-                name = series_name(
-                    birth.tenant,
-                    birth.site,
-                    birth.gateway,
-                    device.device,
-                    sensor.quantity,
-                )
-                self._steps[name] = sensor.step_s
+        self._intake.note_steps(birth)
         await asyncio.to_thread(self._registry.record_birth, birth, _now_ms())
+        self._intake.note_registered(birth)
         self._publish_gateway(birth.tenant, birth.gateway, True)
 
     def _publish_gateway(
@@ -508,66 +401,6 @@ class Collector:
             data["status"] = status
         self._hub.publish(Event("gateway", data))
 
-    async def _write_loop(self) -> None:
-        stopping = False
-        while not stopping:
-            first = await self._queue.get()
-            if first is None:
-                break
-            self._writing = True
-            pending = [first]
-            points = first.points
-            deadline = time.monotonic() + self._settings.batch_max_delay_ms / 1000
-            while points < self._settings.batch_max_points:
-                timeout = deadline - time.monotonic()
-                try:
-                    item = (
-                        self._queue.get_nowait()
-                        if timeout <= 0
-                        else await asyncio.wait_for(self._queue.get(), timeout)
-                    )
-                except (asyncio.QueueEmpty, TimeoutError):
-                    break
-                if item is None:
-                    stopping = True
-                    break
-                pending.append(item)
-                points += item.points
-            await self._flush(pending)
-            self._writing = False
-
-    async def _flush(self, pending: list[_Accepted]) -> None:
-        blocks = [block for item in pending for block in item.blocks]
-        backoff = Backoff(base_s=0.2, cap_s=10.0)
-        while True:
-            try:
-                stored = await asyncio.to_thread(self._store.write, blocks)
-                refs = [ref for item in pending for ref in item.refs]
-                await asyncio.to_thread(self._registry.ensure_sensors, refs)
-                break
-            except StorageError:
-                self.stats.write_failures += 1
-                delay = backoff.next_delay()
-                logger.exception(
-                    "write of %d batches failed; retrying in %.1f s",
-                    len(pending),
-                    delay,
-                )
-                await asyncio.sleep(delay)
-        self.stats.writes += 1
-        self.stats.points_stored += stored
-        keys = {item.gateway_key for item in pending}
-        await asyncio.to_thread(
-            self._store.set_state,
-            {_state_key(k): self._trackers[k].dumps() for k in keys},
-        )
-        # Only now, with points and sequence state stored, may the broker
-        # forget the messages.
-        for item in pending:
-            item.delivery.ack(self._client)
-        self._hub.publish(Event("points", {"points": _points_event(blocks)}))
-        logger.debug("stored %d new points from %d batches", stored, len(pending))
-
 
 def _log_receiver_failure(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
@@ -575,17 +408,3 @@ def _log_receiver_failure(task: asyncio.Task[None]) -> None:
             "collector receive loop stopped: no more messages are read",
             exc_info=task.exception(),
         )
-
-
-def _state_key(key: tuple[str, str]) -> str:
-    return f"sequence/{key[0]}/{key[1]}"
-
-
-def _points_event(blocks: list[PointsBlock]) -> list[dict[str, object]]:
-    return [
-        {"series": block.series.name, "timestamp": int(ts), "value": float(value)}
-        for block in blocks
-        for ts, value in zip(
-            block.timestamps.tolist(), block.values.tolist(), strict=True
-        )
-    ]

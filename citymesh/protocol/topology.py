@@ -75,6 +75,8 @@ def decode_topology(payload: bytes, max_bytes: int) -> Topology:
         )
     try:
         raw = json.loads(payload)
+    except RecursionError:
+        raise MessageRejected("invalid_json", "JSON is nested too deeply") from None
     except ValueError as exc:
         raise MessageRejected("invalid_json", str(exc)[:200]) from None
     if not isinstance(raw, dict):

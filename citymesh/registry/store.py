@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import create_engine, make_url, select
+from sqlalchemy import create_engine, insert, make_url, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -165,33 +165,73 @@ class Registry:
         self._known_sensors.add(ref.series)
 
     def ensure_sensors(self, refs: Iterable[SensorRef]) -> None:
-        """Register sensors first seen in readings (devices that missed a birth)."""
-        missing = [r for r in refs if r.series not in self._known_sensors]
+        """Register sensors first seen in readings (devices that missed a birth).
+
+        Sensors already registered keep their rows. One query per gateway
+        finds the registered ones, so a batch of new sensors costs a few
+        statements rather than several per sensor.
+        """
+        missing: dict[str, SensorRef] = {}
+        for ref in refs:
+            if ref.series not in self._known_sensors:
+                missing.setdefault(ref.series, ref)
         if not missing:
             return
+        by_gateway: dict[tuple[str, str, str], list[SensorRef]] = {}
+        for ref in missing.values():
+            by_gateway.setdefault((ref.tenant, ref.site, ref.gateway), []).append(ref)
 
         def work(session: Session) -> None:
-            for ref in missing:
-                self._ensure_path(session, ref.tenant, ref.site, ref.gateway)
-                if (
-                    session.get(DeviceRow, (ref.tenant, ref.gateway, ref.device))
-                    is None
-                ):
-                    session.add(
-                        DeviceRow(
-                            tenant=ref.tenant,
-                            gateway=ref.gateway,
-                            device=ref.device,
-                            site=ref.site,
-                            name=ref.device,
+            for (tenant, site, gateway), group in by_gateway.items():
+                self._ensure_path(session, tenant, site, gateway)
+                devices = set(
+                    session.scalars(
+                        select(DeviceRow.device).where(
+                            DeviceRow.tenant == tenant, DeviceRow.gateway == gateway
                         )
                     )
-                    session.flush()
-                if session.get(SensorRow, ref.series) is None:
-                    self._upsert_sensor(session, ref)
-                self._known_sensors.add(ref.series)
+                )
+                sensors = set(
+                    session.scalars(
+                        select(SensorRow.series).where(
+                            SensorRow.tenant == tenant, SensorRow.gateway == gateway
+                        )
+                    )
+                )
+                new_devices = {
+                    ref.device: {
+                        "tenant": tenant,
+                        "gateway": gateway,
+                        "device": ref.device,
+                        "site": site,
+                        "name": ref.device,
+                    }
+                    for ref in group
+                    if ref.device not in devices
+                }
+                # Bulk inserts of plain rows, without an ORM object per row.
+                # Devices go first because sensor rows refer to them.
+                if new_devices:
+                    session.execute(insert(DeviceRow), list(new_devices.values()))
+                new_sensors = [
+                    {
+                        "series": ref.series,
+                        "tenant": ref.tenant,
+                        "site": ref.site,
+                        "gateway": ref.gateway,
+                        "device": ref.device,
+                        "quantity": ref.quantity,
+                        "unit": lookup_quantity(ref.quantity).unit,
+                        "step_s": ref.step_s,
+                    }
+                    for ref in group
+                    if ref.series not in sensors
+                ]
+                if new_sensors:
+                    session.execute(insert(SensorRow), new_sensors)
 
         self._write(work)
+        self._known_sensors.update(missing)
 
     def sensor_step(self, series: str) -> int | None:
         """Return the nominal step of a registered sensor, or None."""
@@ -262,10 +302,17 @@ class Registry:
             return MessageRejected(
                 "revoked_gateway", f"gateway {tenant}/{gateway} was revoked"
             )
+        if state is GatewayState.PENDING:
+            return MessageRejected(
+                "unknown_gateway",
+                f"gateway {tenant}/{gateway} was added but has not enrolled; run "
+                "`citymesh gateway enroll --token <token>` on the gateway",
+            )
         return MessageRejected(
             "unknown_gateway",
-            f"gateway {tenant}/{gateway} is not enrolled; enrol it with "
-            "`citymesh admin gateway add`",
+            f"gateway {tenant}/{gateway} is not registered; add it with "
+            "`citymesh admin gateway add`, then run `citymesh gateway enroll` "
+            "on the gateway",
         )
 
 
