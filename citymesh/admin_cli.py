@@ -11,9 +11,10 @@ import json
 import logging
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -72,7 +73,18 @@ def _registry(config: Path | None) -> Registry:
             env_exclude=(gateway_settings_module.ENV_PREFIX,),
         )
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        return Registry(settings.resolved_registry_url())
+        url = settings.resolved_registry_url()
+        if config is None:
+            # Without a settings file it is easy to write to a registry that
+            # no running server reads, so say which one this is.
+            from sqlalchemy.engine import make_url
+
+            shown = make_url(url).render_as_string(hide_password=True)
+            Console(stderr=True).print(
+                f"no --config given: using the registry {shown} (defaults and "
+                "CITYMESH_* environment); pass the server's --config to use its"
+            )
+        return Registry(url)
     except CitymeshError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
@@ -310,6 +322,14 @@ def enroll(
         )
     except CitymeshError as exc:
         raise _fail(exc) from None
+    parsed = urllib.parse.urlsplit(api)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise _fail(
+            ValueError(
+                f"--api {api!r} is not an HTTP URL; give the data centre's API "
+                "base URL, e.g. http://127.0.0.1:8080 or https://dc.example.org"
+            )
+        )
     key_pem, csr_pem = make_client_key(settings.tenant, settings.gateway)
     request = urllib.request.Request(
         f"{api.rstrip('/')}/api/v1/enrol",
@@ -319,15 +339,24 @@ def enroll(
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
-            login = json.load(response)
+            body = response.read()
     except urllib.error.HTTPError as exc:
         raise _fail(
             ValueError(
-                f"enrolment at {api} failed with HTTP {exc.code}: {exc.read()!r}"
+                f"enrolment at {api} failed with HTTP {exc.code}: "
+                f"{_error_detail(exc.read())}"
             )
         ) from None
     except (urllib.error.URLError, OSError) as exc:
         raise _fail(ValueError(f"cannot reach {api}: {exc}")) from None
+    login = _login_of(body)
+    if login is None:
+        raise _fail(
+            ValueError(
+                f"{api} answered the enrolment with something other than a "
+                "citymesh login; check that --api is the data centre's HTTP API"
+            )
+        )
     if (login["tenant"], login["gateway"]) != (settings.tenant, settings.gateway):
         raise _fail(
             ValueError(
@@ -357,6 +386,30 @@ def enroll(
             f"stored in {directory / CLIENT_CERT_FILE}; connect to the broker's "
             "mqtts:// address"
         )
+
+
+def _error_detail(body: bytes) -> str:
+    """Return the `detail` text of an API error body, or the body itself."""
+    text = body.decode(errors="replace")
+    try:
+        detail = json.loads(text).get("detail")
+    except (ValueError, AttributeError):
+        return text[:200]
+    return detail if isinstance(detail, str) else text[:200]
+
+
+def _login_of(body: bytes) -> dict[str, Any] | None:
+    """Return the enrolment answer if it has the fields of a login, else None."""
+    try:
+        login = json.loads(body)
+    except ValueError:
+        return None
+    fields = ("tenant", "gateway", "username", "password")
+    if not isinstance(login, dict) or not all(
+        isinstance(login.get(f), str) for f in fields
+    ):
+        return None
+    return login
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -168,16 +168,23 @@ def demo(
         str, typer.Option(help="Interface of the HTTP API and dashboard.")
     ] = ("127.0.0.1"),
     http_port: Annotated[
-        int, typer.Option(help="Port of the HTTP API and dashboard.")
+        int,
+        typer.Option(help="Port of the HTTP API and dashboard.", min=1, max=65535),
     ] = 8080,
     broker_port: Annotated[
-        int, typer.Option(help="Port of the embedded MQTT broker; 0 picks a free one.")
+        int,
+        typer.Option(
+            help="Port of the embedded MQTT broker; 0 picks a free one.",
+            min=0,
+            max=65535,
+        ),
     ] = 0,
     speed: Annotated[
         float,
         typer.Option(
             help="Recorded seconds replayed per second; 600 is one recorded minute "
-            "per 100 ms, 0 is as fast as possible (needs --timestamps recorded)."
+            "per 100 ms, 0 is as fast as possible (needs --timestamps recorded).",
+            min=0,
         ),
     ] = 600.0,
     timestamps: Annotated[
@@ -259,7 +266,10 @@ def server(
         typer.Option(help="TOML settings file; environment CITYMESH_* overrides it."),
     ] = None,
     http_port: Annotated[
-        int | None, typer.Option(help="Port of the HTTP API (overrides [http] port).")
+        int | None,
+        typer.Option(
+            help="Port of the HTTP API (overrides [http] port).", min=1, max=65535
+        ),
     ] = None,
 ) -> None:
     """Run the data-centre side: broker, collector, store and HTTP API."""

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import aiomqtt
 
 from citymesh import __version__
+from citymesh.errors import CitymeshError
 from citymesh.gateway.buffer import ReadingBuffer
 from citymesh.gateway.commands import CommandDispatcher
 from citymesh.gateway.encoding import BatchEncoder, reading_problem
@@ -134,6 +135,7 @@ class GatewayAgent:
 
         Raises:
             CredentialsRejected: the broker rejected the gateway's credentials.
+            CitymeshError: a task met a setting or file it cannot use.
         """
         try:
             async with asyncio.TaskGroup() as group:
@@ -161,10 +163,15 @@ class GatewayAgent:
                 self.stopping.set()
                 self.wake.set()
         except ExceptionGroup as group:
-            # A rejected credential is the caller's to report, not a crash.
-            rejected = group.subgroup(CredentialsRejected)
+            # A rejected credential or a bad setting met by a task is the
+            # caller's to report as an error message, not a crash.
+            rejected: BaseExceptionGroup[Any] | None = group.subgroup(
+                CredentialsRejected
+            )
             if rejected is None:
-                raise
+                rejected, rest = group.split(CitymeshError)
+                if rejected is None or rest is not None:
+                    raise
             raise _first_leaf(rejected) from None
         finally:
             await self.in_buffer(self.buffer.close)

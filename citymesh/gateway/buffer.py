@@ -34,6 +34,7 @@ from typing import TypeVar
 
 from citymesh.errors import CitymeshError
 from citymesh.gateway.drops import Drop, DropLog
+from citymesh.gateway.lock import BufferLock
 from citymesh.gateway.sources import RecordedReading
 
 logger = logging.getLogger(__name__)
@@ -120,6 +121,7 @@ class ReadingBuffer:
         self._max_age_ms = int(max_age_s * 1000)
         self._clock = clock
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = BufferLock(path)
         try:
             # The agent calls the buffer from one worker thread at a time, which
             # need not be the thread that opened it.
@@ -148,6 +150,7 @@ class ReadingBuffer:
                 "SELECT seq FROM sqlite_sequence WHERE name = 'readings'"
             ).fetchone()
         except sqlite3.Error as exc:
+            self._lock.release()
             raise BufferError(f"cannot open the reading buffer {path}: {exc}") from exc
         self.last_id = 0 if last is None else int(last[0])
         # Id ranges of batches formed but not acknowledged, by sequence number.
@@ -188,6 +191,7 @@ class ReadingBuffer:
         self.end_drop_episode()
         self._checkpoint()
         self._db.close()
+        self._lock.release()
 
     def append(self, readings: Sequence[RecordedReading]) -> None:
         """Commit `readings` durably, making room by dropping the oldest if needed."""

@@ -17,9 +17,11 @@ from citymesh.protocol.messages import DeviceInfo, SensorInfo
 logger = logging.getLogger(__name__)
 
 OCCUPANCY_ROOMS = ("room-1", "room-2", "room-3")
-# The I-94 counts have no data from 2014-08-08 to 2015-06-11; the replay starts
-# after that gap (2015-06-12 00:00 UTC) so the live chart does not sit idle.
-TRAFFIC_START_MS = 1_434_067_200_000
+# The I-94 counts have long holes until 2017: none from 2014-08-08 to
+# 2015-06-11, then many hours and days missing. From 2017-04-13 15:00 UTC on
+# they run for months with at most a few hours missing, so the replay starts
+# there and the live chart does not sit idle.
+TRAFFIC_START_MS = 1_492_095_600_000
 
 
 def build_replay(settings: GatewaySettings) -> tuple[Replay, list[DeviceInfo]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -20,6 +21,28 @@ DEFAULT_EMBEDDED_PORT = 11883
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_tls_pair(certfile: Path | None, keyfile: Path | None) -> None:
+    """Check that a certificate and key are both given, readable and a pair."""
+    if (certfile is None) != (keyfile is None):
+        raise ValueError("set both tls_certfile and tls_keyfile, or neither")
+    if certfile is None or keyfile is None:
+        return
+    for key, path in (("tls_certfile", certfile), ("tls_keyfile", keyfile)):
+        if not path.is_file():
+            raise ValueError(
+                f"{key} {path} does not exist; give the path of a PEM file"
+            )
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+            certfile, keyfile
+        )
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(
+            f"tls_certfile {certfile} and tls_keyfile {keyfile} are not a PEM "
+            f"certificate chain and its private key ({exc})"
+        ) from None
 
 
 class BrokerSettings(_Section):
@@ -52,8 +75,7 @@ class BrokerSettings(_Section):
 
     @model_validator(mode="after")
     def _tls_pair(self) -> BrokerSettings:
-        if (self.tls_certfile is None) != (self.tls_keyfile is None):
-            raise ValueError("set both tls_certfile and tls_keyfile, or neither")
+        _check_tls_pair(self.tls_certfile, self.tls_keyfile)
         return self
 
     @field_validator("url")
@@ -78,8 +100,7 @@ class HttpSettings(_Section):
 
     @model_validator(mode="after")
     def _tls_pair(self) -> HttpSettings:
-        if (self.tls_certfile is None) != (self.tls_keyfile is None):
-            raise ValueError("set both tls_certfile and tls_keyfile, or neither")
+        _check_tls_pair(self.tls_certfile, self.tls_keyfile)
         return self
 
 
@@ -116,7 +137,10 @@ class CollectorSettings(_Section):
 
     max_message_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
     batch_max_points: Annotated[int, Field(ge=1, le=1_000_000)] = 20_000
-    batch_max_delay_ms: Annotated[int, Field(ge=0, le=60_000)] = 100
+    batch_max_delay_ms: Annotated[int, Field(ge=0, le=60_000)] = 0
+    """Milliseconds a write waits for more batches when none are queued (0:
+    none). Batches that arrive while a write runs always go into the next
+    write."""
     queue_max_batches: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
     reconnect_max_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
     """Cap of the exponential backoff between reconnects to the broker."""

@@ -106,7 +106,8 @@ def certificate_refusal(
     MQTT clients report such a refusal as a bare timeout or disconnect. With
     TLS 1.3 the broker checks the certificate after the client's side of the
     handshake is done, so the alert shows only on the first read. This probe
-    therefore makes one handshake and one read. Connection errors and timeouts give None.
+    therefore makes one handshake and one read. Connection errors and timeouts
+    give None.
     """
     try:
         with (
