@@ -386,3 +386,48 @@ def test_dashboard_zoom_fetches_bounded_points(
         page.evaluate("document.getElementById('history-chart').data[0].y.length")
         <= 1001
     )
+
+
+def test_history_chart_breaks_line_at_gap(server: RunningServer, page: Page) -> None:
+    tenant = server.tenant
+    rooms = [
+        DeviceInfo(device=device, name=name, sensors=[SensorInfo(quantity="co2")])
+        for device, name in ROOM_NAMES.items()
+    ]
+    server.publish_raw(
+        topic_for(tenant, ROOMS_GATEWAY, Channel.BIRTH),
+        [_birth(tenant, ROOMS_GATEWAY, "hq", rooms)],
+    )
+    now_ms = int(time.time() * 1000) - 60_000
+    full = _rooms_batch(tenant, now_ms)
+    # Half an hour without readings in the middle, as during a gateway outage.
+    first = now_ms - HISTORY_MINUTES * 60_000
+    hole = (first + 40 * 60_000, first + 70 * 60_000)
+    series = [
+        SeriesPoints(
+            device=item.device,
+            quantity=item.quantity,
+            points=[p for p in item.points if not hole[0] <= p[0] < hole[1]],
+        )
+        for item in full.series
+        if item.quantity == "co2"
+    ]
+    server.publish(full.model_copy(update={"series": series}))
+    server.wait_stored(accepted=1)
+
+    page.goto(f"{server.http_url}/")
+    page.wait_for_selector("body[data-ready=true]")
+    page.wait_for_function(
+        "document.getElementById('history-chart').data?.[0]?.y.length > 0"
+    )
+    # Over 6 hours the chart shows raw points, which have no nulls of their own.
+    page.click(".range-buttons button[data-range='21600']")
+    page.wait_for_function(
+        "document.getElementById('history-chart').data[0].y.length < 200"
+    )
+    values = page.evaluate("document.getElementById('history-chart').data[0].y")
+
+    stored = HISTORY_MINUTES - 30
+    assert len(values) == stored + 1
+    assert values.count(None) == 1
+    assert values[40] is None

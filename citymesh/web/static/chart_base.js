@@ -140,3 +140,26 @@ export class PointBuffer {
     return index < 0 ? null : this.timestamps[index];
   }
 }
+
+/**
+ * Return the x and y arrays of `buffer` with a null point wherever two
+ * neighbours are more than `maxGapMs` apart, so a line trace shows a gap
+ * in the data as a break instead of a straight line across it.
+ */
+export function withGaps(buffer, maxGapMs) {
+  const { timestamps, x, y } = buffer;
+  if (!(maxGapMs > 0)) {
+    return { x, y };
+  }
+  const outX = [];
+  const outY = [];
+  for (let i = 0; i < timestamps.length; i += 1) {
+    if (i > 0 && timestamps[i] - timestamps[i - 1] > maxGapMs) {
+      outX.push(x[i]);
+      outY.push(null);
+    }
+    outX.push(x[i]);
+    outY.push(y[i]);
+  }
+  return { x: outX, y: outY };
+}

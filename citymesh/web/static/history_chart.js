@@ -1,7 +1,13 @@
 // History chart of one selected sensor: range presets, zoom-driven refetch, live tail.
 
 import { fetchPoints, stepFor } from "./api.js";
-import { PointBuffer, RenderScheduler, baseLayout, drawChart } from "./chart_base.js";
+import {
+  PointBuffer,
+  RenderScheduler,
+  baseLayout,
+  drawChart,
+  withGaps,
+} from "./chart_base.js";
 import {
   deviceName,
   displayUnit,
@@ -204,10 +210,14 @@ export class HistoryChart {
     const sensor = this.sensor;
     const unit = displayUnit(sensor.unit);
     const yTitle = unit ? `${sensor.label} (${unit})` : sensor.label;
+    // Three missed steps break the line: a gateway outage shows as a gap.
+    const stepMs = 1000 * (this.stepS ?? sensor.step_s ?? 0);
+    const { x, y } =
+      sensor.kind === "count" ? this.buffer : withGaps(this.buffer, 3 * stepMs);
     const trace = {
       name: escapeHtml(deviceName(sensor)),
-      x: this.buffer.x,
-      y: this.buffer.y,
+      x,
+      y,
       hovertemplate: `%{y:.4~g} ${escapeHtml(unit)}<extra></extra>`,
     };
     if (sensor.kind === "count") {
