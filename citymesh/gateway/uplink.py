@@ -15,7 +15,7 @@ from citymesh.protocol.messages import PROTOCOL_VERSION, Death, encode
 from citymesh.protocol.topics import Channel
 from citymesh.transport.backoff import Backoff
 from citymesh.transport.connect import CredentialsRejected, is_credentials_rejection
-from citymesh.transport.tls import certificate_refusal, client_context
+from citymesh.transport.tls import certificate_rejection, client_context
 
 if TYPE_CHECKING:
     from citymesh.gateway.agent import GatewayAgent
@@ -102,26 +102,26 @@ class Uplink:
                     return
             except aiomqtt.MqttError as exc:
                 agent.connected.clear()
-                refusal = None
+                rejection = None
                 if tls_context is not None and mqtt.certfile is not None:
-                    # A refused client certificate arrives as a bare timeout or
+                    # A rejected client certificate arrives as a bare timeout or
                     # disconnect; one probe handshake separates it from a lost link.
-                    refusal = await asyncio.to_thread(
-                        certificate_refusal, address.host, address.port, tls_context
+                    rejection = await asyncio.to_thread(
+                        certificate_rejection, address.host, address.port, tls_context
                     )
-                if refusal is not None:
+                if rejection is not None:
                     logger.error(
-                        "gateway %s: broker %s refused the client certificate "
+                        "gateway %s: broker %s rejected the client certificate "
                         "%s: %s; not retrying. Enrol the gateway again with "
                         "`citymesh gateway enroll`",
                         settings.gateway,
                         address,
                         mqtt.certfile,
-                        refusal,
+                        rejection,
                     )
                     raise CredentialsRejected(
-                        f"broker {address} refused the client certificate "
-                        f"{mqtt.certfile} of gateway {settings.gateway}: {refusal}"
+                        f"broker {address} rejected the client certificate "
+                        f"{mqtt.certfile} of gateway {settings.gateway}: {rejection}"
                     ) from exc
                 if is_credentials_rejection(exc):
                     logger.error(

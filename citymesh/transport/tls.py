@@ -84,7 +84,7 @@ def client_context(
     return context
 
 
-# TLS alerts by which a broker refuses the client certificate itself; a retry
+# TLS alerts by which a broker rejects the client certificate itself; a retry
 # with the same certificate meets the same alert.
 _CERTIFICATE_ALERTS = {
     "SSLV3_ALERT_CERTIFICATE_REVOKED": "the certificate is revoked",
@@ -98,12 +98,12 @@ _CERTIFICATE_ALERTS = {
 }
 
 
-def certificate_refusal(
+def certificate_rejection(
     host: str, port: int, context: ssl.SSLContext, timeout_s: float = 3.0
 ) -> str | None:
-    """Tell why a TLS broker refuses our client certificate, or None if it does not.
+    """Return why a TLS broker rejects our client certificate, or None if it does not.
 
-    MQTT clients report such a refusal as a bare timeout or disconnect. With
+    MQTT clients report such a rejection as a bare timeout or disconnect. With
     TLS 1.3 the broker checks the certificate after the client's side of the
     handshake is done, so the alert shows only on the first read. This probe
     therefore makes one handshake and one read. Connection errors and timeouts

@@ -27,7 +27,7 @@ def _run(
     )
 
 
-def _assert_refused(result: subprocess.CompletedProcess[str], *words: str) -> None:
+def _assert_rejected(result: subprocess.CompletedProcess[str], *words: str) -> None:
     text = " ".join((result.stdout + result.stderr).split())
     assert result.returncode == 2, text
     assert "Traceback" not in text
@@ -60,11 +60,11 @@ def not_citymesh() -> Iterator[str]:
 
 
 def test_demo_negative_speed_names_option(tmp_path: Path) -> None:
-    _assert_refused(_run("demo", "--speed", "-1", cwd=tmp_path), "--speed")
+    _assert_rejected(_run("demo", "--speed", "-1", cwd=tmp_path), "--speed")
 
 
 def test_demo_port_out_of_range_names_option(tmp_path: Path) -> None:
-    _assert_refused(_run("demo", "--http-port", "99999", cwd=tmp_path), "--http-port")
+    _assert_rejected(_run("demo", "--http-port", "99999", cwd=tmp_path), "--http-port")
 
 
 def test_server_missing_tls_file_names_key_and_path(tmp_path: Path) -> None:
@@ -77,10 +77,10 @@ def test_server_missing_tls_file_names_key_and_path(tmp_path: Path) -> None:
 
     result = _run("server", "--config", str(config), cwd=tmp_path)
 
-    _assert_refused(result, "tls_certfile", "absent.pem", "does not exist")
+    _assert_rejected(result, "tls_certfile", "absent.pem", "does not exist")
 
 
-def test_server_tls_files_not_a_pair_refused(tmp_path: Path) -> None:
+def test_server_tls_files_not_a_pair_rejected(tmp_path: Path) -> None:
     junk = tmp_path / "junk.pem"
     junk.write_text("not a certificate\n")
     config = tmp_path / "server.toml"
@@ -88,24 +88,24 @@ def test_server_tls_files_not_a_pair_refused(tmp_path: Path) -> None:
 
     result = _run("server", "--config", str(config), cwd=tmp_path)
 
-    _assert_refused(result, "junk.pem", "private key")
+    _assert_rejected(result, "junk.pem", "private key")
 
 
-def test_enroll_api_not_a_url_refused(tmp_path: Path) -> None:
+def test_enroll_api_not_a_url_rejected(tmp_path: Path) -> None:
     result = _run(
         "gateway", "enroll", "--token", "cme_x_y", "--api", "notaurl", cwd=tmp_path
     )
-    _assert_refused(result, "--api", "notaurl", "http://")
+    _assert_rejected(result, "--api", "notaurl", "http://")
 
 
-def test_enroll_answer_not_a_login_refused(tmp_path: Path, not_citymesh: str) -> None:
+def test_enroll_answer_not_a_login_rejected(tmp_path: Path, not_citymesh: str) -> None:
     result = _run(
         "gateway", "enroll", "--token", "cme_x_y", "--api", not_citymesh, cwd=tmp_path
     )
-    _assert_refused(result, not_citymesh, "--api")
+    _assert_rejected(result, not_citymesh, "--api")
 
 
-def test_gateway_missing_ca_file_refused(tmp_path: Path) -> None:
+def test_gateway_missing_ca_file_rejected(tmp_path: Path) -> None:
     config = tmp_path / "gateway.toml"
     config.write_text(
         f'data_dir = "{tmp_path / "gw"}"\n[mqtt]\nurl = "mqtts://127.0.0.1:1"\n'
@@ -114,7 +114,7 @@ def test_gateway_missing_ca_file_refused(tmp_path: Path) -> None:
 
     result = _run("gateway", "--config", str(config), cwd=tmp_path)
 
-    _assert_refused(result, "absent-ca.pem")
+    _assert_rejected(result, "absent-ca.pem")
 
 
 def test_admin_without_config_names_registry(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""One gateway process per reading buffer: a second one is refused by name."""
+"""One gateway process per reading buffer: a second one gets the first one's PID."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def _holder(path: Path) -> subprocess.Popen[str]:
     return process
 
 
-def test_second_process_refused_until_holder_dies(tmp_path: Path) -> None:
+def test_buffer_lock_rejects_second_process(tmp_path: Path) -> None:
     path = tmp_path / "gw.sqlite"
     holder = _holder(path)
     try:
@@ -60,7 +60,7 @@ def test_buffer_reopens_after_close(tmp_path: Path) -> None:
     ReadingBuffer(path, max_bytes=1 << 20, max_age_s=60).close()
 
 
-def test_cli_refuses_second_gateway_on_same_data_dir(tmp_path: Path) -> None:
+def test_gateway_cli_rejects_shared_data_dir(tmp_path: Path) -> None:
     data_dir = tmp_path / "gw"
     config = tmp_path / "gateway.toml"
     config.write_text(

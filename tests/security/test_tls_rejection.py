@@ -1,4 +1,4 @@
-"""A gateway whose client certificate the broker refuses stops and says why."""
+"""A gateway whose client certificate the broker rejects stops and names the fix."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from citymesh.gateway.runner import open_buffer
 from citymesh.gateway.settings import GatewaySettings, MqttSettings
 from citymesh.gateway.sources import RecordedReading
 from citymesh.transport.connect import CredentialsRejected
-from citymesh.transport.tls import certificate_refusal
+from citymesh.transport.tls import certificate_rejection
 from tests.security.test_tls import TlsMosquitto, tls_mosquitto  # noqa: F401
 
 pytestmark = pytest.mark.mosquitto
@@ -39,9 +39,9 @@ def test_probe_names_revoked_certificate(
     assert port is not None
     context = broker.context(broker.gateways["acme"])
 
-    before = certificate_refusal("127.0.0.1", port, context, timeout_s=1.0)
+    before = certificate_rejection("127.0.0.1", port, context, timeout_s=1.0)
     _revoke(broker)
-    after = certificate_refusal("127.0.0.1", port, context, timeout_s=1.0)
+    after = certificate_rejection("127.0.0.1", port, context, timeout_s=1.0)
 
     assert before is None
     assert after is not None and "revoked" in after
