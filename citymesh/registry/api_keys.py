@@ -13,15 +13,13 @@ import hmac
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TypeVar
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from citymesh.errors import NotFoundError, RegistryError, StorageError
+from citymesh.errors import NotFoundError, RegistryError
 from citymesh.protocol.names import check_identifier
 from citymesh.registry.access import Principal, Scope, parse_scopes
 from citymesh.registry.models import TenantRow
@@ -32,11 +30,11 @@ from citymesh.registry.secrets import (
     split_token,
 )
 from citymesh.registry.security_models import ApiKeyRow, KeyGrantRow, UserRow
+from citymesh.registry.tables import RegistryTables
 from citymesh.storage.patterns import compile_glob
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
 # How long a verified key is trusted without reading its row again. This
 # bounds the delay of a revocation made by another process.
@@ -85,7 +83,7 @@ class _VerifiedKey:
     principal: Principal
 
 
-class ApiKeys:
+class ApiKeys(RegistryTables):
     """Users and API keys of one registry, with the keys verified recently."""
 
     def __init__(
@@ -94,29 +92,13 @@ class ApiKeys:
         lock: threading.Lock,
         verifier: SecretVerifier,
     ) -> None:
-        self._sessions = sessions
-        self._lock = lock
+        super().__init__(sessions, lock)
         self._verifier = verifier
         # Entries exist only for keys that authenticated, so the number of
         # issued keys bounds the size. Each revocation bumps the generation.
         self._verified: dict[str, _VerifiedKey] = {}
         self._generation = 0
         self._cache_lock = threading.Lock()
-
-    def _write(self, work: Callable[[Session], T]) -> T:
-        with self._lock, self._sessions.begin() as session:
-            try:
-                return work(session)
-            except IntegrityError as exc:
-                raise RegistryError(
-                    f"registry constraint violated: {exc.orig}"
-                ) from exc
-            except SQLAlchemyError as exc:
-                raise StorageError(f"registry write failed: {exc}") from exc
-
-    def _read(self, work: Callable[[Session], T]) -> T:
-        with self._sessions() as session:
-            return work(session)
 
     def create_user(self, tenant: str, user: str, name: str = "") -> None:
         """Create a user of a tenant."""

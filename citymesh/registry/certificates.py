@@ -9,13 +9,10 @@ certificate issued before it (Identities.redeem). Brokers learn this from the re
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Callable
-from typing import TypeVar
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from citymesh.errors import NotFoundError
 from citymesh.registry.models import TenantRow
@@ -23,10 +20,9 @@ from citymesh.registry.security_models import (
     GatewayCertificateRow,
     GatewayCredentialRow,
 )
+from citymesh.registry.tables import RegistryTables
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 
 def _now_ms() -> int:
@@ -44,20 +40,8 @@ def _revoked_at(
     return credential.revoked_ms
 
 
-class GatewayCertificates:
+class GatewayCertificates(RegistryTables):
     """Records issued gateway certificates and checks whether one is valid."""
-
-    def __init__(self, sessions: sessionmaker[Session], lock: threading.Lock) -> None:
-        self._sessions = sessions
-        self._lock = lock
-
-    def _write(self, work: Callable[[Session], T]) -> T:
-        with self._lock, self._sessions.begin() as session:
-            return work(session)
-
-    def _read(self, work: Callable[[Session], T]) -> T:
-        with self._sessions() as session:
-            return work(session)
 
     def set_require_mtls(self, tenant: str, required: bool) -> None:
         """Make a tenant's gateways log in with client certificates, or not."""

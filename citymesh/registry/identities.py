@@ -20,10 +20,9 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from citymesh.errors import NotFoundError, RegistryError, StorageError
+from citymesh.errors import NotFoundError
 from citymesh.protocol.names import check_identifier
 from citymesh.registry.access import Principal, PublicData, Scope
 from citymesh.registry.api_keys import ApiKeys, IssuedKey, KeyInfo
@@ -44,6 +43,7 @@ from citymesh.registry.security_models import (
     GatewayCertificateRow,
     GatewayCredentialRow,
 )
+from citymesh.registry.tables import RegistryTables
 from citymesh.transport.broker_auth import gateway_username
 
 logger = logging.getLogger(__name__)
@@ -119,32 +119,16 @@ class _Expiring:
             self._values.clear()
 
 
-class Identities:
+class Identities(RegistryTables):
     """Users, keys, gateway credentials and the audit log of one registry."""
 
     def __init__(self, sessions: sessionmaker[Session], lock: threading.Lock) -> None:
-        self._sessions = sessions
-        self._lock = lock
+        super().__init__(sessions, lock)
         self._verifier = SecretVerifier()
         self.api_keys = ApiKeys(sessions, lock, self._verifier)
         self._public = _Expiring()
         self._gateways = _Expiring()
         self.certificates = GatewayCertificates(sessions, lock)
-
-    def _write(self, work: Callable[[Session], T]) -> T:
-        with self._lock, self._sessions.begin() as session:
-            try:
-                return work(session)
-            except IntegrityError as exc:
-                raise RegistryError(
-                    f"registry constraint violated: {exc.orig}"
-                ) from exc
-            except SQLAlchemyError as exc:
-                raise StorageError(f"registry write failed: {exc}") from exc
-
-    def _read(self, work: Callable[[Session], T]) -> T:
-        with self._sessions() as session:
-            return work(session)
 
     # Tenants and public data
 
