@@ -90,7 +90,7 @@ def prepare_registry(registry_url: str, tenant: str, gateways: int) -> str:
 from citymesh.registry.store import Registry
 r = Registry({registry_url!r})
 ids = r.identities
-key = ids.issue_key(None, ['read', 'admin'], name='benchmark')
+key = ids.api_keys.issue_key(None, ['read', 'admin'], name='benchmark')
 if hasattr(ids, 'enrol'):
     ids.create_tenant({tenant!r})
     for number in range({gateways}):

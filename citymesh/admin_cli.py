@@ -230,7 +230,7 @@ def key_issue(
         raise _fail(ValueError("pass exactly one of --tenant TENANT or --platform"))
     registry = _registry(config)
     try:
-        issued = registry.identities.issue_key(
+        issued = registry.identities.api_keys.issue_key(
             tenant, scope, name, user, sensor or (), actuator or ()
         )
     except (CitymeshError, ValueError) as exc:
@@ -249,7 +249,7 @@ def key_list(
     """List API keys with scopes and grants (never their secrets)."""
     registry = _registry(config)
     try:
-        keys = registry.identities.list_keys(tenant)
+        keys = registry.identities.api_keys.list_keys(tenant)
     finally:
         registry.close()
     for key in keys:
@@ -265,7 +265,7 @@ def key_revoke(key_id: str, config: ConfigOption = None) -> None:
     """Revoke an API key; it stops working with the next request."""
     registry = _registry(config)
     try:
-        registry.identities.revoke_key(key_id)
+        registry.identities.api_keys.revoke_key(key_id)
     except CitymeshError as exc:
         raise _fail(exc) from None
     finally:

@@ -79,10 +79,10 @@ def prepare_demo_identities(
     runs are revoked, so only the key printed last works.
     """
     identities.create_tenant(DEMO_TENANT, "Demo city", public=True)
-    for key in identities.list_keys():
+    for key in identities.api_keys.list_keys():
         if key.name == DEMO_KEY_NAME and key.revoked_ms is None:
-            identities.revoke_key(key.key_id)
-    issued = identities.issue_key(None, list(Scope), name=DEMO_KEY_NAME)
+            identities.api_keys.revoke_key(key.key_id)
+    issued = identities.api_keys.issue_key(None, list(Scope), name=DEMO_KEY_NAME)
     return issued.token, identities.enrol(DEMO_TENANT, DEMO_GATEWAY)
 
 

@@ -172,7 +172,7 @@ def _start(
     assert centre.registry is not None
     identities = centre.registry.identities
     identities.create_tenant(tenant, public=True)
-    admin_key = identities.issue_key(None, list(Scope), name="tests").token
+    admin_key = identities.api_keys.issue_key(None, list(Scope), name="tests").token
 
     def shutdown() -> None:
         loop.call_soon_threadsafe(stop.set)

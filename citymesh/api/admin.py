@@ -323,7 +323,7 @@ async def create_user(
 ) -> UserCreate:
     """Create a user of the tenant, to whom keys can be issued."""
     _require_admin(request, tenant)
-    await _run(_identities(request).create_user, tenant, body.user, body.name)
+    await _run(_identities(request).api_keys.create_user, tenant, body.user, body.name)
     return body
 
 
@@ -339,7 +339,7 @@ async def issue_key(
     """Issue an API key bound to the tenant with the given scopes and grants."""
     _require_admin(request, tenant)
     issued = await _run(
-        _identities(request).issue_key,
+        _identities(request).api_keys.issue_key,
         tenant,
         body.scopes,
         body.name,
@@ -356,7 +356,7 @@ async def issue_key(
 async def list_keys(request: Request, tenant: TenantPath) -> list[KeyOut]:
     """Return the tenant's keys with scopes and grants, never their secrets."""
     _require_admin(request, tenant)
-    keys = await _run(_identities(request).list_keys, tenant)
+    keys = await _run(_identities(request).api_keys.list_keys, tenant)
     return [_key_out(k) for k in keys]
 
 
@@ -370,7 +370,7 @@ async def revoke_key(
 ) -> Response:
     """Revoke a key of the tenant; it stops working with the next request."""
     _require_admin(request, tenant)
-    await _run(_identities(request).revoke_key, key_id, tenant)
+    await _run(_identities(request).api_keys.revoke_key, key_id, tenant)
     return Response(status_code=204)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from citymesh.errors import NotFoundError
 from citymesh.protocol.names import check_identifier
-from citymesh.registry.access import Principal, PublicData, Scope
-from citymesh.registry.api_keys import ApiKeys, IssuedKey, KeyInfo
+from citymesh.registry.access import PublicData
+from citymesh.registry.api_keys import ApiKeys
 from citymesh.registry.certificates import GatewayCertificates
 from citymesh.registry.models import ActuatorRow, SensorRow, TenantRow
 from citymesh.registry.secrets import (
@@ -198,36 +198,6 @@ class Identities(RegistryTables):
             return self._read(work)
 
         return self._public.get("public", load)
-
-    # Users and API keys
-
-    def create_user(self, tenant: str, user: str, name: str = "") -> None:
-        """Create a user of a tenant."""
-        self.api_keys.create_user(tenant, user, name)
-
-    def issue_key(
-        self,
-        tenant: str | None,
-        scopes: Iterable[Scope | str],
-        name: str = "",
-        user: str | None = None,
-        sensors: Iterable[str] = (),
-        actuators: Iterable[str] = (),
-    ) -> IssuedKey:
-        """Create an API key bound to `tenant` (None: the platform operator's)."""
-        return self.api_keys.issue_key(tenant, scopes, name, user, sensors, actuators)
-
-    def revoke_key(self, key_id: str, tenant: str | None = None) -> None:
-        """Revoke a key at once; with `tenant`, only a key of that tenant."""
-        self.api_keys.revoke_key(key_id, tenant)
-
-    def list_keys(self, tenant: str | None = None) -> list[KeyInfo]:
-        """Return the keys of a tenant, or every key, without secrets."""
-        return self.api_keys.list_keys(tenant)
-
-    def authenticate_key(self, token: str) -> Principal | None:
-        """Return the principal of a valid, unrevoked key, else None."""
-        return self.api_keys.authenticate_key(token)
 
     # Gateways
 

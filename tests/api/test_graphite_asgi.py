@@ -112,7 +112,7 @@ def test_wrong_key_rejected_as_post(loaded: RunningServer) -> None:
 
 
 def test_key_without_read_scope_gets_403(loaded: RunningServer) -> None:
-    key = loaded.identities.issue_key(loaded.tenant, [Scope.WRITE])
+    key = loaded.identities.api_keys.issue_key(loaded.tenant, [Scope.WRITE])
     headers = {"Authorization": f"Bearer {key.token}"}
     got, posted = _get_and_post(loaded, "/metrics/find", {"query": "*"}, headers)
     assert got.status_code == 403
@@ -129,7 +129,7 @@ HIDDEN = "private.site.gw.dev1.temp"
 )
 def test_key_header_forms_accepted(loaded: RunningServer, form: str) -> None:
     write_points(loaded, HIDDEN, [1.0, 2.0])
-    token = loaded.identities.issue_key(None, [Scope.READ], name=form).token
+    token = loaded.identities.api_keys.issue_key(None, [Scope.READ], name=form).token
     headers = {
         "bearer": {"Authorization": f"Bearer {token}"},
         "lowercase bearer": {"Authorization": f"bearer  {token}"},

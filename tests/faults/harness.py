@@ -272,7 +272,7 @@ class ServerProcess:
             identities.create_tenant(self.tenant, public=True)
             for gateway in self.gateways:
                 identities.enrol(self.tenant, gateway)
-            self.admin_key = identities.issue_key(
+            self.admin_key = identities.api_keys.issue_key(
                 None, list(Scope), name="faults"
             ).token
         finally:

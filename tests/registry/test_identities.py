@@ -56,7 +56,7 @@ def test_key_stored_hashed_and_authenticates(registry: Registry) -> None:
     tenant = _tenant()
     identities = registry.identities
     identities.create_tenant(tenant)
-    issued = identities.issue_key(tenant, ["read", "command"], name="ops")
+    issued = identities.api_keys.issue_key(tenant, ["read", "command"], name="ops")
     _, _, secret = issued.token.split("_", 2)
 
     with registry._sessions() as session:
@@ -66,36 +66,36 @@ def test_key_stored_hashed_and_authenticates(registry: Registry) -> None:
     assert row.secret_hash.startswith("$argon2id$")
     assert secret not in stored
 
-    principal = identities.authenticate_key(issued.token)
+    principal = identities.api_keys.authenticate_key(issued.token)
     assert principal is not None
     assert principal.tenant == tenant
     assert principal.scopes == frozenset({Scope.READ, Scope.COMMAND})
-    assert identities.authenticate_key(issued.token[:-1] + "x") is None
-    assert identities.authenticate_key("not-a-key") is None
-    assert identities.authenticate_key(f"cmk_{issued.key_id}_") is None
+    assert identities.api_keys.authenticate_key(issued.token[:-1] + "x") is None
+    assert identities.api_keys.authenticate_key("not-a-key") is None
+    assert identities.api_keys.authenticate_key(f"cmk_{issued.key_id}_") is None
 
 
 def test_key_revoked_stops_at_once(registry: Registry) -> None:
     tenant = _tenant()
     identities = registry.identities
     identities.create_tenant(tenant)
-    issued = identities.issue_key(tenant, ["read"])
-    assert identities.authenticate_key(issued.token) is not None
+    issued = identities.api_keys.issue_key(tenant, ["read"])
+    assert identities.api_keys.authenticate_key(issued.token) is not None
 
-    identities.revoke_key(issued.key_id, tenant)
+    identities.api_keys.revoke_key(issued.key_id, tenant)
 
-    assert identities.authenticate_key(issued.token) is None
-    (listed,) = identities.list_keys(tenant)
+    assert identities.api_keys.authenticate_key(issued.token) is None
+    (listed,) = identities.api_keys.list_keys(tenant)
     assert listed.revoked_ms is not None
     with pytest.raises(NotFoundError):
-        identities.revoke_key(issued.key_id, "other-tenant")
+        identities.api_keys.revoke_key(issued.key_id, "other-tenant")
 
 
 def test_key_unknown_scope_rejected(registry: Registry) -> None:
     tenant = _tenant()
     registry.identities.create_tenant(tenant)
     with pytest.raises(ValueError, match="unknown scope 'root'"):
-        registry.identities.issue_key(tenant, ["root"])
+        registry.identities.api_keys.issue_key(tenant, ["root"])
 
 
 def test_enrolment_token_works_once(registry: Registry) -> None:
@@ -159,8 +159,8 @@ def test_scoped_listing_hides_other_tenants(registry: Registry) -> None:
         identities.create_tenant(tenant)
         registry.record_birth(_birth(tenant, "gw-1", ["room-1", "room-2"]), 1)
     identities.set_sensor_public(f"{theirs}.hq.gw-1.room-2.co2", True)
-    key = identities.issue_key(mine, ["read"])
-    principal = identities.authenticate_key(key.token)
+    key = identities.api_keys.issue_key(mine, ["read"])
+    principal = identities.api_keys.authenticate_key(key.token)
     assert principal is not None
 
     view = registry.scoped(ReadAccess(principal, identities.public_data()))

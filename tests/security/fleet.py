@@ -175,7 +175,7 @@ def start_fleet(tmp_path: Path, postgres_url: str) -> Iterator[Fleet]:
                     (f"{tenant}.{GATEWAY}.{ACTUATOR}",),
                 ),
             ):
-                issued = identities.issue_key(
+                issued = identities.api_keys.issue_key(
                     tenant, scopes, label, sensors=sensors, actuators=actuators
                 )
                 fleet.keys.append(

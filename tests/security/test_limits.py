@@ -36,8 +36,8 @@ def strict_server(tmp_path: Path, tenant: str) -> Iterator[RunningServer]:
 
 def test_rate_limit_per_key_answers_429(strict_server: RunningServer) -> None:
     server = strict_server
-    first = server.identities.issue_key(server.tenant, [Scope.READ])
-    second = server.identities.issue_key(server.tenant, [Scope.READ])
+    first = server.identities.api_keys.issue_key(server.tenant, [Scope.READ])
+    second = server.identities.api_keys.issue_key(server.tenant, [Scope.READ])
     url = f"{server.http_url}/api/v1/sensors"
 
     codes = [
@@ -77,7 +77,7 @@ def test_request_body_limit_answers_413(strict_server: RunningServer) -> None:
 
 def test_graphite_get_shares_rate_limit(strict_server: RunningServer) -> None:
     server = strict_server
-    key = server.identities.issue_key(server.tenant, [Scope.READ])
+    key = server.identities.api_keys.issue_key(server.tenant, [Scope.READ])
     headers = {"X-API-Key": key.token}
     render = f"{server.http_url}/render"
     params = {"target": f"{server.tenant}.a.b.c.d", "from": "-1h"}

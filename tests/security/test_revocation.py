@@ -35,7 +35,7 @@ async def _connect_and_publish(
 
 
 def test_revoked_key_rejected_next_request(server: RunningServer) -> None:
-    key = server.identities.issue_key(server.tenant, [Scope.READ, Scope.ADMIN])
+    key = server.identities.api_keys.issue_key(server.tenant, [Scope.READ, Scope.ADMIN])
     url = f"{server.http_url}/api/v1/admin/tenants/{server.tenant}/keys"
     headers = {"Authorization": f"Bearer {key.token}"}
     assert httpx.get(url, headers=headers).status_code == 200
@@ -64,10 +64,10 @@ def _graphite_reads(server: RunningServer, token: str) -> list[int]:
 
 
 def test_revoked_key_rejected_on_graphite_reads(server: RunningServer) -> None:
-    key = server.identities.issue_key(server.tenant, [Scope.READ])
+    key = server.identities.api_keys.issue_key(server.tenant, [Scope.READ])
     assert [r.status_code for r in _graphite_reads(server, key.token)] == [200] * 4
 
-    server.identities.revoke_key(key.key_id)
+    server.identities.api_keys.revoke_key(key.key_id)
 
     after = _graphite_reads(server, key.token)
     assert [r.status_code for r in after] == [401] * 4
@@ -75,12 +75,12 @@ def test_revoked_key_rejected_on_graphite_reads(server: RunningServer) -> None:
 
 
 def test_key_revoked_elsewhere_stops_within_ttl(server: RunningServer) -> None:
-    key = server.identities.issue_key(server.tenant, [Scope.READ])
+    key = server.identities.api_keys.issue_key(server.tenant, [Scope.READ])
     assert [r.status_code for r in _graphite_reads(server, key.token)] == [200] * 4
     # A second Registry on the same database acts as the admin CLI does.
     other = Registry(server.centre.settings.resolved_registry_url())
     try:
-        other.identities.revoke_key(key.key_id)
+        other.identities.api_keys.revoke_key(key.key_id)
     finally:
         other.close()
     revoked_at = time.monotonic()
