@@ -76,7 +76,7 @@ def _registry(config: Path | None) -> Registry:
         url = settings.resolved_registry_url()
         if config is None:
             # Without a settings file it is easy to write to a registry that
-            # no running server reads, so say which one this is.
+            # no running server reads, so print which one this is.
             from sqlalchemy.engine import make_url
 
             shown = make_url(url).render_as_string(hide_password=True)
@@ -353,8 +353,8 @@ def enroll(
     if login is None:
         raise _fail(
             ValueError(
-                f"{api} answered the enrolment with something other than a "
-                "citymesh login; check that --api is the data centre's HTTP API"
+                f"{api} returned a response to the enrolment that is not a citymesh "
+                "login; check that --api is the data centre's HTTP API"
             )
         )
     if (login["tenant"], login["gateway"]) != (settings.tenant, settings.gateway):
@@ -399,7 +399,7 @@ def _error_detail(body: bytes) -> str:
 
 
 def _login_of(body: bytes) -> dict[str, Any] | None:
-    """Return the enrolment answer if it has the fields of a login, else None."""
+    """Return the enrolment response if it has the fields of a login, else None."""
     try:
         login = json.loads(body)
     except ValueError:

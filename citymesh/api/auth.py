@@ -208,7 +208,9 @@ async def admit(
     if token:
         principal = identities.api_keys.cached_principal(token)
         if principal is None:
-            principal = await asyncio.to_thread(identities.api_keys.authenticate_key, token)
+            principal = await asyncio.to_thread(
+                identities.api_keys.authenticate_key, token
+            )
         if principal is None:
             # The key itself is never logged, only that one failed.
             logger.info("rejected an invalid or revoked API key on %s", path)

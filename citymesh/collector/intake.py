@@ -111,8 +111,8 @@ class ReadingsIntake:
                 )
         skipped = tracker.accept(batch.seq)
         # TODO: members of a shared subscription each see only part of a
-        # gateway's sequence, so gaps are reported only by a lone collector;
-        # a store shared by the members would let them track it together.
+        # gateway's sequence, so only a lone collector reports gaps. A store
+        # shared by the members would let them track the sequence together.
         if skipped and self._settings.share_group is None:
             self._stats.sequence_gaps += skipped
             logger.warning(

@@ -10,7 +10,7 @@ from citymesh.errors import CitymeshError
 
 
 class BufferInUse(CitymeshError):
-    """Another process already holds the reading buffer."""
+    """Another process has the reading buffer open."""
 
 
 class BufferLock:

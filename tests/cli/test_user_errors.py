@@ -37,7 +37,7 @@ def _assert_rejected(result: subprocess.CompletedProcess[str], *words: str) -> N
 
 @pytest.fixture
 def not_citymesh() -> Iterator[str]:
-    """An HTTP server on 127.0.0.1 that answers every POST with a web page."""
+    """An HTTP server on 127.0.0.1 that responds to every POST with a web page."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:

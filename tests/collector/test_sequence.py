@@ -71,7 +71,7 @@ def test_sequence_states_unreadable_start_afresh() -> None:
     assert SequenceStates(store).tracker(GW1).highest == -1
 
 
-def test_sequence_states_read_per_gateway_keys_of_earlier_versions() -> None:
+def test_sequence_states_read_legacy_keys() -> None:
     store = DuckDBStore(None)
     store.set_state({"sequence/t1/gw-1": '{"highest": 7, "gaps": [4]}'})
 
